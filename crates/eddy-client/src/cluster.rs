@@ -1,0 +1,130 @@
+//! A client of the cluster API that fails over between endpoints.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use eddy_proto::meta;
+use eddy_proto::v1::cluster_service_client::ClusterServiceClient;
+use eddy_proto::v1::{self, BootstrapRequest, ClusterStatusRequest, GetPartitionMapRequest, WatchPartitionMapRequest};
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Status};
+
+use crate::view::StatusView;
+use crate::{ClientError, normalize_endpoint};
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Calls the cluster API on the first endpoint that answers; a "not leader"
+/// answer sends the call on to the leader it names.
+#[derive(Debug)]
+pub struct ClusterClient {
+    endpoints: Vec<String>,
+    timeout: Duration,
+    channels: Mutex<HashMap<String, Channel>>,
+}
+
+impl ClusterClient {
+    pub fn new(endpoints: Vec<String>, timeout: Duration) -> Result<Self, ClientError> {
+        let endpoints = endpoints.iter().map(|e| normalize_endpoint(e)).collect::<Result<Vec<_>, _>>()?;
+        if endpoints.is_empty() {
+            return Err(ClientError::InvalidEndpoint { endpoint: String::new(), reason: "no endpoint given".into() });
+        }
+        Ok(ClusterClient { endpoints, timeout, channels: Mutex::new(HashMap::new()) })
+    }
+
+    pub fn endpoints(&self) -> &[String] {
+        &self.endpoints
+    }
+
+    fn channel(&self, url: &str) -> Result<Channel, ClientError> {
+        let mut channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(channel) = channels.get(url) {
+            return Ok(channel.clone());
+        }
+        let channel = Endpoint::from_shared(url.to_owned())
+            .map_err(|e| ClientError::InvalidEndpoint { endpoint: url.to_owned(), reason: e.to_string() })?
+            .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(self.timeout)
+            .connect_lazy();
+        channels.insert(url.to_owned(), channel.clone());
+        Ok(channel)
+    }
+
+    /// Runs `call` against each endpoint in turn until one answers. Transport
+    /// failures move on to the next endpoint; a "not leader" answer moves to
+    /// the leader it names; any other refusal is final.
+    async fn call<T, F, Fut>(&self, call: F) -> Result<T, ClientError>
+    where
+        F: Fn(ClusterServiceClient<Channel>) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<T>, Status>>,
+    {
+        let mut tried = Vec::new();
+        let mut queue: Vec<String> = self.endpoints.iter().rev().cloned().collect();
+        while let Some(url) = queue.pop() {
+            let client = ClusterServiceClient::new(self.channel(&url)?);
+            match call(client).await {
+                Ok(response) => return Ok(response.into_inner()),
+                Err(status) => {
+                    if let Some(leader) = leader_addr(&status) {
+                        let leader = normalize_endpoint(&leader)?;
+                        if !tried.iter().any(|(u, _)| *u == leader) && leader != url {
+                            queue.push(leader);
+                        }
+                    } else if !is_transport_failure(&status) {
+                        return Err(status.into());
+                    }
+                    tried.push((url, describe(&status)));
+                }
+            }
+        }
+        Err(ClientError::Unreachable { tried })
+    }
+
+    pub async fn status(&self) -> Result<StatusView, ClientError> {
+        let status = self.call(|mut c| async move { c.cluster_status(ClusterStatusRequest {}).await }).await?;
+        StatusView::from_wire(status).map_err(ClientError::Malformed)
+    }
+
+    pub async fn partition_map(&self) -> Result<v1::PartitionMap, ClientError> {
+        self.call(|mut c| async move { c.get_partition_map(GetPartitionMapRequest {}).await }).await
+    }
+
+    /// Streams the partition map now and after every change.
+    pub async fn watch_partition_map(
+        &self,
+        after_epoch: u64,
+    ) -> Result<tonic::Streaming<v1::PartitionMap>, ClientError> {
+        self.call(|mut c| async move {
+            c.watch_partition_map(WatchPartitionMapRequest { after_epoch, after_nodes_version: 0 }).await
+        })
+        .await
+    }
+
+    /// Asks the first endpoint's node to bootstrap the controller group.
+    pub async fn bootstrap(&self) -> Result<v1::BootstrapResponse, ClientError> {
+        let url = &self.endpoints[0];
+        let mut client = ClusterServiceClient::new(self.channel(url)?);
+        match client.bootstrap(BootstrapRequest {}).await {
+            Ok(response) => Ok(response.into_inner()),
+            Err(status) if is_transport_failure(&status) => {
+                Err(ClientError::Unreachable { tried: vec![(url.clone(), describe(&status))] })
+            }
+            Err(status) => Err(status.into()),
+        }
+    }
+}
+
+fn leader_addr(status: &Status) -> Option<String> {
+    let addr = status.metadata().get(meta::LEADER_ADDR)?.to_str().ok()?;
+    (!addr.is_empty()).then(|| addr.to_owned())
+}
+
+fn is_transport_failure(status: &Status) -> bool {
+    matches!(status.code(), Code::Unavailable | Code::DeadlineExceeded | Code::Unknown | Code::Cancelled)
+}
+
+fn describe(status: &Status) -> String {
+    if status.message().is_empty() { status.code().to_string() } else { status.message().to_owned() }
+}

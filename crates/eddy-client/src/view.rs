@@ -1,0 +1,120 @@
+//! Plain views of the cluster, as `eddyctl --json` prints them.
+
+use eddy_proto::convert::node_state_from_wire;
+use eddy_proto::v1;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatusView {
+    /// `None` until the cluster is bootstrapped.
+    pub cluster_id: Option<String>,
+    /// Controller leader, `None` when no leader is known.
+    pub leader: Option<u64>,
+    pub leader_addr: Option<String>,
+    pub term: u64,
+    pub voters: Vec<u64>,
+    pub served_by: u64,
+    pub epoch: u64,
+    pub nodes_version: u64,
+    pub settings: Option<SettingsView>,
+    pub nodes: Vec<NodeView>,
+    pub partitions: Vec<PartitionView>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SettingsView {
+    pub partition_count: u32,
+    pub replication_factor: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeView {
+    pub id: u64,
+    pub addr: String,
+    pub zone: String,
+    /// up, suspect, down, draining, removed
+    pub state: String,
+    pub capacity_cores: f64,
+    pub price_per_hour: f64,
+    pub roles: Vec<String>,
+    pub state_since_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionView {
+    pub id: u32,
+    pub leader: Option<u64>,
+    pub replicas: Vec<u64>,
+    pub epoch: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MapView {
+    pub epoch: u64,
+    pub nodes_version: u64,
+    pub settings: Option<SettingsView>,
+    pub nodes: Vec<NodeView>,
+    pub partitions: Vec<PartitionView>,
+}
+
+impl MapView {
+    pub fn from_wire(map: v1::PartitionMap) -> Result<Self, String> {
+        let nodes = map.nodes.into_iter().map(NodeView::from_wire).collect::<Result<Vec<_>, _>>()?;
+        Ok(MapView {
+            epoch: map.epoch,
+            nodes_version: map.nodes_version,
+            settings: map.settings.map(|s| SettingsView {
+                partition_count: s.partition_count,
+                replication_factor: s.replication_factor,
+            }),
+            nodes,
+            partitions: map.partitions.into_iter().map(PartitionView::from_wire).collect(),
+        })
+    }
+}
+
+impl NodeView {
+    fn from_wire(node: v1::Node) -> Result<Self, String> {
+        let state = node_state_from_wire(node.state)
+            .ok_or_else(|| format!("node {} has unknown state {}", node.id, node.state))?;
+        Ok(NodeView {
+            id: node.id,
+            addr: node.addr,
+            zone: node.zone,
+            state: state.as_str().to_owned(),
+            capacity_cores: node.capacity_cores,
+            price_per_hour: node.price_per_hour,
+            roles: node.roles,
+            state_since_ms: node.state_since_ms,
+        })
+    }
+}
+
+impl PartitionView {
+    fn from_wire(p: v1::Partition) -> Self {
+        PartitionView { id: p.id, leader: (p.leader != 0).then_some(p.leader), replicas: p.replicas, epoch: p.epoch }
+    }
+}
+
+impl StatusView {
+    pub fn from_wire(status: v1::ClusterStatusResponse) -> Result<Self, String> {
+        let map = MapView::from_wire(status.map.unwrap_or_default())?;
+        Ok(StatusView {
+            cluster_id: (!status.cluster_id.is_empty()).then_some(status.cluster_id),
+            leader: (status.leader_id != 0).then_some(status.leader_id),
+            leader_addr: (!status.leader_addr.is_empty()).then_some(status.leader_addr),
+            term: status.term,
+            voters: status.voters,
+            served_by: status.served_by,
+            epoch: map.epoch,
+            nodes_version: map.nodes_version,
+            settings: map.settings,
+            nodes: map.nodes,
+            partitions: map.partitions,
+        })
+    }
+
+    pub fn node(&self, id: u64) -> Option<&NodeView> {
+        self.nodes.iter().find(|n| n.id == id)
+    }
+}

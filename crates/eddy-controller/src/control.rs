@@ -1,0 +1,212 @@
+//! The leader's control loop.
+//!
+//! [`decide`] is the pure part: from the committed map and what the leader
+//! observed (heartbeat silences, whether worker registrations have settled),
+//! it returns the commands to propose. [`ControlLoop`] is the I/O part: one
+//! task that owns the leader's soft state (last heartbeat per node), ticks,
+//! calls `decide` and proposes the commands through Raft.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use eddy_core::{ClusterMap, ClusterSettings, NodeId};
+use eddy_placement::{InitialPlacer, Placer, Snapshot};
+use openraft::ServerState;
+use openraft::async_runtime::WatchReceiver;
+use tokio::sync::{mpsc, watch};
+
+use crate::liveness::{self, LivenessConfig, Silence};
+use crate::network::ControllerRaft;
+use crate::types::Command;
+
+/// What the leader knows beyond the committed map.
+#[derive(Debug, Clone)]
+pub struct Observations<'a> {
+    pub map: &'a ClusterMap,
+    pub silence: &'a BTreeMap<NodeId, Silence>,
+    /// No worker joined or left for the settle period.
+    pub workers_settled: bool,
+    /// Wall clock, ms since the Unix epoch, stamped on state changes.
+    pub now_ms: u64,
+    /// Settings and a fresh id, used if the cluster has none yet.
+    pub bootstrap_settings: ClusterSettings,
+    pub fresh_cluster_id: &'a str,
+}
+
+/// What the leader should do now.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Decision {
+    pub commands: Vec<Command>,
+    /// Placement constraints that cannot be met now.
+    pub unmet: Vec<String>,
+}
+
+pub fn decide(obs: &Observations<'_>, liveness: LivenessConfig) -> Decision {
+    let mut decision = Decision::default();
+    if obs.map.settings.is_none() {
+        decision.commands.push(Command::InitCluster {
+            cluster_id: obs.fresh_cluster_id.to_owned(),
+            settings: obs.bootstrap_settings,
+        });
+        return decision;
+    }
+    for t in liveness::transitions(&obs.map.nodes, obs.silence, liveness) {
+        decision.commands.push(Command::SetNodeState { node: t.node, from: t.from, to: t.to, at_ms: obs.now_ms });
+    }
+    if obs.workers_settled {
+        let plan = InitialPlacer.plan(&Snapshot { map: obs.map });
+        if !plan.operations.is_empty() {
+            decision
+                .commands
+                .push(Command::ApplyOperations { expected_epoch: obs.map.table.epoch, operations: plan.operations });
+        }
+        decision.unmet = plan.unmet;
+    }
+    decision
+}
+
+#[derive(Debug, Clone)]
+pub struct ControlConfig {
+    pub interval: Duration,
+    pub placement_settle: Duration,
+    pub liveness: LivenessConfig,
+    pub bootstrap_settings: ClusterSettings,
+    pub propose_timeout: Duration,
+}
+
+/// Soft state of one leadership term; dropped when leadership ends.
+struct LeaderTerm {
+    term: u64,
+    since: Instant,
+    last_heard: BTreeMap<NodeId, Instant>,
+    eligible: BTreeSet<NodeId>,
+    eligible_changed: Instant,
+    unmet: Vec<String>,
+}
+
+impl LeaderTerm {
+    fn new(term: u64, now: Instant) -> Self {
+        LeaderTerm {
+            term,
+            since: now,
+            last_heard: BTreeMap::new(),
+            eligible: BTreeSet::new(),
+            eligible_changed: now,
+            unmet: Vec::new(),
+        }
+    }
+
+    fn silences(&self, map: &ClusterMap, now: Instant) -> BTreeMap<NodeId, Silence> {
+        map.nodes
+            .keys()
+            .map(|id| {
+                let silence = match self.last_heard.get(id) {
+                    Some(at) => Silence::Heard(millis(now - *at)),
+                    None => Silence::NotYet(millis(now - self.since)),
+                };
+                (*id, silence)
+            })
+            .collect()
+    }
+
+    fn note_eligible(&mut self, map: &ClusterMap, now: Instant) {
+        let eligible: BTreeSet<NodeId> = map.workers().filter(|n| n.accepts_replicas()).map(|n| n.id()).collect();
+        if eligible != self.eligible {
+            self.eligible = eligible;
+            self.eligible_changed = now;
+        }
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+pub(crate) fn wall_clock_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| millis(d))
+}
+
+pub struct ControlLoop {
+    pub raft: ControllerRaft,
+    pub map: watch::Receiver<Arc<ClusterMap>>,
+    pub heartbeats: mpsc::Receiver<NodeId>,
+    pub config: ControlConfig,
+}
+
+impl ControlLoop {
+    pub async fn run(mut self) {
+        let mut tick = tokio::time::interval(self.config.interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut leading: Option<LeaderTerm> = None;
+        loop {
+            tokio::select! {
+                heard = self.heartbeats.recv() => match heard {
+                    Some(node) => {
+                        if let Some(term) = leading.as_mut() {
+                            term.last_heard.insert(node, Instant::now());
+                        }
+                    }
+                    None => return,
+                },
+                _ = tick.tick() => {
+                    let metrics = self.raft.metrics().borrow_watched().clone();
+                    if metrics.state != ServerState::Leader {
+                        leading = None;
+                        continue;
+                    }
+                    let now = Instant::now();
+                    let term = match leading.take() {
+                        Some(t) if t.term == metrics.current_term => leading.insert(t),
+                        _ => {
+                            tracing::info!(term = metrics.current_term, "controller leadership started");
+                            leading.insert(LeaderTerm::new(metrics.current_term, now))
+                        }
+                    };
+                    self.step(term, now).await;
+                }
+            }
+        }
+    }
+
+    async fn step(&self, term: &mut LeaderTerm, now: Instant) {
+        let map = self.map.borrow().clone();
+        term.note_eligible(&map, now);
+        let silence = term.silences(&map, now);
+        let fresh_cluster_id = uuid::Uuid::new_v4().to_string();
+        let obs = Observations {
+            map: &map,
+            silence: &silence,
+            workers_settled: now - term.eligible_changed >= self.config.placement_settle,
+            now_ms: wall_clock_ms(),
+            bootstrap_settings: self.config.bootstrap_settings,
+            fresh_cluster_id: &fresh_cluster_id,
+        };
+        let decision = decide(&obs, self.config.liveness);
+        if decision.unmet != term.unmet {
+            for unmet in &decision.unmet {
+                tracing::info!(reason = %unmet, "placement constraint not met");
+            }
+            term.unmet = decision.unmet;
+        }
+        for command in decision.commands {
+            self.propose(command).await;
+        }
+    }
+
+    async fn propose(&self, command: Command) {
+        let shown = command.to_string();
+        match tokio::time::timeout(self.config.propose_timeout, self.raft.client_write(command)).await {
+            Ok(Ok(response)) => {
+                tracing::info!(command = %shown, outcome = ?response.data.outcome, "controller proposed");
+            }
+            Ok(Err(err)) => tracing::warn!(command = %shown, error = %err, "controller proposal failed"),
+            Err(_) => tracing::warn!(command = %shown, "controller proposal timed out"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

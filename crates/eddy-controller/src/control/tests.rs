@@ -1,0 +1,80 @@
+use eddy_core::{NodeRecord, NodeSpec, NodeState, PartitionTable, Role};
+
+use super::*;
+
+const LIVENESS: LivenessConfig = LivenessConfig { suspect_after_ms: 1000, down_after_ms: 3000 };
+const SETTINGS: ClusterSettings = ClusterSettings { partition_count: 4, replication_factor: 1 };
+
+fn map_with(nodes: &[(NodeId, NodeState)]) -> ClusterMap {
+    ClusterMap {
+        cluster_id: Some("c".into()),
+        settings: Some(SETTINGS),
+        nodes: nodes
+            .iter()
+            .map(|(id, state)| {
+                let spec = NodeSpec {
+                    id: *id,
+                    addr: format!("127.0.0.1:{}", 7000 + id),
+                    zone: "z".into(),
+                    capacity_cores: 1.0,
+                    price_per_hour: 0.0,
+                    roles: vec![Role::Worker],
+                };
+                (*id, NodeRecord { spec, state: *state, state_since_ms: 0 })
+            })
+            .collect(),
+        nodes_version: 1,
+        table: PartitionTable::unassigned(4),
+    }
+}
+
+fn observe<'a>(map: &'a ClusterMap, silence: &'a BTreeMap<NodeId, Silence>, settled: bool) -> Observations<'a> {
+    Observations {
+        map,
+        silence,
+        workers_settled: settled,
+        now_ms: 42,
+        bootstrap_settings: SETTINGS,
+        fresh_cluster_id: "fresh",
+    }
+}
+
+#[test]
+fn an_uninitialized_cluster_is_initialized_first_and_only() {
+    let map = ClusterMap::default();
+    let silence = BTreeMap::new();
+    let decision = decide(&observe(&map, &silence, true), LIVENESS);
+    assert_eq!(
+        decision.commands,
+        vec![Command::InitCluster { cluster_id: "fresh".into(), settings: SETTINGS }]
+    );
+}
+
+#[test]
+fn placement_waits_for_workers_to_settle() {
+    let map = map_with(&[(1, NodeState::Up)]);
+    let silence = BTreeMap::from([(1, Silence::Heard(10))]);
+    assert!(decide(&observe(&map, &silence, false), LIVENESS).commands.is_empty());
+    let decision = decide(&observe(&map, &silence, true), LIVENESS);
+    match decision.commands.as_slice() {
+        [Command::ApplyOperations { expected_epoch: 0, operations }] => {
+            assert_eq!(operations.len(), 8, "one replica and one leader per partition: {operations:?}");
+        }
+        other => panic!("unexpected commands {other:?}"),
+    }
+}
+
+#[test]
+fn silent_nodes_are_proposed_suspect_with_compare_and_set() {
+    let mut map = map_with(&[(1, NodeState::Up), (2, NodeState::Up)]);
+    map.table.partitions.iter_mut().for_each(|p| {
+        p.replicas = vec![1];
+        p.leader = Some(1);
+    });
+    let silence = BTreeMap::from([(1, Silence::Heard(10)), (2, Silence::Heard(1500))]);
+    let decision = decide(&observe(&map, &silence, true), LIVENESS);
+    assert_eq!(
+        decision.commands,
+        vec![Command::SetNodeState { node: 2, from: NodeState::Up, to: NodeState::Suspect, at_ms: 42 }]
+    );
+}

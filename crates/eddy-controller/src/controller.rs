@@ -1,0 +1,306 @@
+//! The controller as the rest of the node sees it: start it, ask it to
+//! register nodes and take heartbeats, read the cluster map and the Raft
+//! leader, bootstrap a new cluster, stop it.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use eddy_core::{ClusterMap, NodeId, NodeSpec, NodeState};
+use eddy_proto::channels::PeerChannels;
+use eddy_proto::v1::ClusterStatusRequest;
+use eddy_proto::v1::cluster_service_client::ClusterServiceClient;
+use eddy_storage::{RaftLogStore, Store};
+use openraft::async_runtime::WatchReceiver;
+use openraft::errors::{ClientWriteError, InitializeError, RaftError};
+use openraft::{ServerState, SnapshotPolicy};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::ControllerError;
+use crate::control::{ControlConfig, ControlLoop};
+use crate::network::{ControllerRaft, GrpcNetwork};
+use crate::sm::ControllerStateMachine;
+use crate::types::{CONTROLLER_GROUP, Command, CommandResponse, Outcome, RaftNode};
+
+#[derive(Debug, Clone)]
+pub struct ControllerConfig {
+    pub node_id: NodeId,
+    pub initial_members: BTreeMap<NodeId, RaftNode>,
+    pub auto_bootstrap: bool,
+    pub raft_heartbeat_interval: Duration,
+    pub election_timeout_min: Duration,
+    pub election_timeout_max: Duration,
+    pub snapshot_every_entries: u64,
+    pub control: ControlConfig,
+}
+
+/// The controller group as seen from this node.
+#[derive(Debug, Clone)]
+pub struct ControllerStatus {
+    pub leader: Option<(NodeId, String)>,
+    pub term: u64,
+    pub voters: Vec<NodeId>,
+    pub map: Arc<ClusterMap>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeartbeatAnswer {
+    /// `None`: the controller does not know the node; it must register.
+    pub state: Option<NodeState>,
+    pub epoch: u64,
+}
+
+const HEARTBEAT_QUEUE: usize = 1024;
+const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub struct Controller {
+    id: NodeId,
+    raft: ControllerRaft,
+    map: watch::Receiver<Arc<ClusterMap>>,
+    heartbeats: mpsc::Sender<NodeId>,
+    initial_members: BTreeMap<NodeId, RaftNode>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Controller {
+    pub async fn start(config: ControllerConfig, store: Store, channels: PeerChannels) -> Result<Self, ControllerError> {
+        let raft_config = raft_config(&config)?;
+        let (sm, map) = ControllerStateMachine::open(store.clone())?;
+        let network = GrpcNetwork::new(CONTROLLER_GROUP, channels.clone());
+        let log = RaftLogStore::new(store, CONTROLLER_GROUP);
+        let raft = ControllerRaft::new(config.node_id, raft_config, network, log, sm)
+            .await
+            .map_err(|e| ControllerError::Stopped(e.to_string()))?;
+        let (heartbeats, heard) = mpsc::channel(HEARTBEAT_QUEUE);
+        let control = ControlLoop { raft: raft.clone(), map: map.clone(), heartbeats: heard, config: config.control.clone() };
+        let mut tasks = vec![tokio::spawn(control.run())];
+        let lowest = config.initial_members.keys().next().copied();
+        if config.auto_bootstrap && lowest == Some(config.node_id) {
+            tasks.push(tokio::spawn(auto_bootstrap(raft.clone(), config.clone(), channels)));
+        }
+        Ok(Controller { id: config.node_id, raft, map, heartbeats, initial_members: config.initial_members, tasks })
+    }
+
+    pub fn raft(&self) -> &ControllerRaft {
+        &self.raft
+    }
+
+    pub fn map(&self) -> Arc<ClusterMap> {
+        self.map.borrow().clone()
+    }
+
+    pub fn watch_map(&self) -> watch::Receiver<Arc<ClusterMap>> {
+        self.map.clone()
+    }
+
+    pub fn status(&self) -> ControllerStatus {
+        let metrics = self.raft.metrics().borrow_watched().clone();
+        let membership = metrics.membership_config.membership();
+        let leader = metrics.current_leader.map(|id| {
+            let addr = membership.get_node(&id).map(|n| n.addr.clone()).unwrap_or_default();
+            (id, addr)
+        });
+        ControllerStatus {
+            leader,
+            term: metrics.current_term,
+            voters: membership.voter_ids().collect(),
+            map: self.map(),
+        }
+    }
+
+    /// Ok when this node leads the controller; otherwise who does.
+    fn ensure_leader(&self) -> Result<(), ControllerError> {
+        let metrics = self.raft.metrics().borrow_watched().clone();
+        if metrics.state == ServerState::Leader {
+            return Ok(());
+        }
+        match self.status().leader {
+            Some((leader_id, leader_addr)) if leader_id != self.id => {
+                Err(ControllerError::NotLeader { leader_id, leader_addr })
+            }
+            _ => Err(ControllerError::NoLeader),
+        }
+    }
+
+    async fn write(&self, command: Command) -> Result<CommandResponse, ControllerError> {
+        let written = tokio::time::timeout(WRITE_TIMEOUT, self.raft.client_write(command))
+            .await
+            .map_err(|_| ControllerError::Timeout)?;
+        match written {
+            Ok(response) => match response.data.outcome {
+                Outcome::Refused(reason) => Err(ControllerError::Refused(reason)),
+                _ => Ok(response.data),
+            },
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => {
+                match (forward.leader_id, forward.leader_node) {
+                    (Some(leader_id), Some(node)) => Err(ControllerError::NotLeader { leader_id, leader_addr: node.addr }),
+                    _ => Err(ControllerError::NoLeader),
+                }
+            }
+            Err(RaftError::APIError(ClientWriteError::LogEntryDiscarded(_))) => Err(ControllerError::NoLeader),
+            Err(err) => Err(ControllerError::Stopped(err.to_string())),
+        }
+    }
+
+    /// Registers a node (or updates its labels) and returns the cluster id
+    /// and the node's committed state.
+    pub async fn register(&self, spec: NodeSpec, cluster_id: &str) -> Result<(String, NodeState), ControllerError> {
+        validate_spec(&spec)?;
+        self.ensure_leader()?;
+        self.check_cluster(spec.id, cluster_id)?;
+        let id = spec.id;
+        self.write(Command::RegisterNode { spec, at_ms: crate::control::wall_clock_ms() }).await?;
+        let _ = self.heartbeats.try_send(id);
+        let map = self.map();
+        let state = map.nodes.get(&id).map_or(NodeState::Up, |n| n.state);
+        Ok((map.cluster_id.clone().unwrap_or_default(), state))
+    }
+
+    /// Refuses a node that belongs to another cluster.
+    fn check_cluster(&self, node: NodeId, cluster_id: &str) -> Result<(), ControllerError> {
+        let map = self.map();
+        let Some(cluster) = &map.cluster_id else {
+            return Err(ControllerError::NotInitialized);
+        };
+        if !cluster_id.is_empty() && cluster_id != cluster {
+            return Err(ControllerError::WrongCluster {
+                node,
+                node_cluster: cluster_id.to_owned(),
+                cluster: cluster.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Records a heartbeat; the control loop turns silences into state changes.
+    pub fn heartbeat(&self, node: NodeId, cluster_id: &str) -> Result<HeartbeatAnswer, ControllerError> {
+        self.ensure_leader()?;
+        self.check_cluster(node, cluster_id)?;
+        let map = self.map();
+        let state = map.nodes.get(&node).map(|n| n.state);
+        if state.is_some() {
+            // A full queue only delays noticing this heartbeat until the next.
+            let _ = self.heartbeats.try_send(node);
+        }
+        Ok(HeartbeatAnswer { state, epoch: map.table.epoch })
+    }
+
+    /// Creates the controller group from this node's initial members.
+    /// Refused, changing nothing, when the group already exists.
+    pub async fn bootstrap(&self) -> Result<Vec<NodeId>, ControllerError> {
+        let initialized = self.raft.is_initialized().await.map_err(|e| ControllerError::Stopped(e.to_string()))?;
+        if initialized {
+            return Err(ControllerError::AlreadyBootstrapped { cluster_id: self.map().cluster_id.clone() });
+        }
+        match self.raft.initialize(self.initial_members.clone()).await {
+            Ok(()) => Ok(self.initial_members.keys().copied().collect()),
+            Err(RaftError::APIError(InitializeError::NotAllowed(_))) => {
+                Err(ControllerError::AlreadyBootstrapped { cluster_id: self.map().cluster_id.clone() })
+            }
+            Err(err) => Err(ControllerError::Refused(err.to_string())),
+        }
+    }
+
+    pub async fn shutdown(&self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+        if let Err(err) = self.raft.shutdown().await {
+            tracing::warn!(error = %err, "controller raft did not stop cleanly");
+        }
+    }
+}
+
+fn raft_config(config: &ControllerConfig) -> Result<Arc<openraft::Config>, ControllerError> {
+    let millis = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    let every = config.snapshot_every_entries.max(1);
+    let raft = openraft::Config {
+        cluster_name: "eddy-controller".into(),
+        heartbeat_interval: millis(config.raft_heartbeat_interval),
+        election_timeout_min: millis(config.election_timeout_min),
+        election_timeout_max: millis(config.election_timeout_max),
+        install_snapshot_timeout: 10_000,
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(every),
+        // Keep some log after a snapshot so that a briefly lagging voter
+        // catches up from the log rather than by a snapshot.
+        max_in_snapshot_log_to_keep: every / 2,
+        replication_lag_threshold: every * 2,
+        // The state machine lives in memory and is rebuilt from the log on
+        // restart; a restarted node must win an election before it leads.
+        enable_leader_restore: Some(false),
+        ..Default::default()
+    };
+    raft.validate().map(Arc::new).map_err(|e| ControllerError::InvalidArgument(format!("raft timing: {e}")))
+}
+
+fn validate_spec(spec: &NodeSpec) -> Result<(), ControllerError> {
+    let invalid = |why: String| Err(ControllerError::InvalidArgument(why));
+    if spec.id == 0 {
+        return invalid("node id must be 1 or more".into());
+    }
+    let addr_ok = spec.addr.rsplit_once(':').is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+    if !addr_ok {
+        return invalid(format!("node address `{}` is not host:port", spec.addr));
+    }
+    if spec.zone.trim().is_empty() {
+        return invalid("node zone must not be empty".into());
+    }
+    if !(spec.capacity_cores.is_finite() && spec.capacity_cores > 0.0) {
+        return invalid(format!("capacity_cores must be above 0, got {}", spec.capacity_cores));
+    }
+    if !(spec.price_per_hour.is_finite() && spec.price_per_hour >= 0.0) {
+        return invalid(format!("price_per_hour must be 0 or more, got {}", spec.price_per_hour));
+    }
+    if spec.roles.is_empty() {
+        return invalid("a node needs at least one role".into());
+    }
+    Ok(())
+}
+
+/// Bootstraps a new cluster when this node's storage is empty and no other
+/// initial member answers as part of an existing one. A member restarted
+/// with an empty data dir thus rejoins its cluster instead of founding a
+/// second one.
+async fn auto_bootstrap(raft: ControllerRaft, config: ControllerConfig, channels: PeerChannels) {
+    match raft.is_initialized().await {
+        Ok(true) => return,
+        Ok(false) => {}
+        Err(err) => {
+            tracing::error!(error = %err, "cannot read controller state; not bootstrapping");
+            return;
+        }
+    }
+    for (id, node) in config.initial_members.iter().filter(|(id, _)| **id != config.node_id) {
+        if peer_knows_a_cluster(&channels, &node.addr).await {
+            tracing::info!(peer = id, addr = %node.addr, "an initial member already belongs to a cluster; waiting to be contacted by its leader");
+            return;
+        }
+    }
+    match raft.initialize(config.initial_members.clone()).await {
+        Ok(()) => {
+            let voters: Vec<NodeId> = config.initial_members.keys().copied().collect();
+            tracing::info!(?voters, "bootstrapped a new controller group");
+        }
+        Err(RaftError::APIError(InitializeError::NotAllowed(_))) => {}
+        Err(err) => tracing::error!(error = %err, "bootstrap failed"),
+    }
+}
+
+async fn peer_knows_a_cluster(channels: &PeerChannels, addr: &str) -> bool {
+    let Ok(channel) = channels.get(addr) else { return false };
+    let mut client = ClusterServiceClient::new(channel);
+    let call = client.cluster_status(ClusterStatusRequest {});
+    match tokio::time::timeout(Duration::from_secs(1), call).await {
+        Ok(Ok(status)) => !status.into_inner().voters.is_empty(),
+        _ => false,
+    }
+}
+
+impl Drop for Controller {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}

@@ -1,0 +1,15 @@
+//! Eddy's controller: one Raft group over the controller voters replicating
+//! the cluster map (node registry, partition table, settings), and the
+//! leader-only control loop that watches liveness and places partitions.
+
+pub mod control;
+mod controller;
+mod error;
+pub mod liveness;
+pub mod network;
+pub mod sm;
+pub mod state;
+pub mod types;
+
+pub use controller::{Controller, ControllerConfig, ControllerStatus, HeartbeatAnswer};
+pub use error::ControllerError;

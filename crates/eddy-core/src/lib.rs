@@ -1,0 +1,17 @@
+//! Eddy's shared vocabulary, free of I/O: node and partition identities, the
+//! node registry, the partition table, cluster settings and the placement
+//! operations that change them. Every other crate speaks in these types; the
+//! pure crates (placement, models, simulator) depend on nothing else.
+
+pub mod map;
+pub mod node;
+pub mod ops;
+pub mod settings;
+
+pub use map::{ClusterMap, PartitionAssignment, PartitionTable};
+pub use node::{NodeId, NodeRecord, NodeSpec, NodeState, ParseError, Role};
+pub use ops::{Operation, Plan};
+pub use settings::{ClusterSettings, SettingsError};
+
+/// Partition number, `0..partition_count`.
+pub type PartitionId = u32;

@@ -1,0 +1,220 @@
+//! The cluster map: node registry, partition table and settings, and the
+//! rules by which placement operations change it.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{ClusterSettings, NodeId, NodeRecord, Operation, PartitionId, Role};
+
+/// One partition's replica set and leader.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionAssignment {
+    pub id: PartitionId,
+    /// Replica nodes; the order carries no meaning.
+    pub replicas: Vec<NodeId>,
+    pub leader: Option<NodeId>,
+    /// Table epoch of the last change to this partition.
+    pub epoch: u64,
+}
+
+/// All partitions, with an epoch that increases with every change.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionTable {
+    pub epoch: u64,
+    pub partitions: Vec<PartitionAssignment>,
+}
+
+impl PartitionTable {
+    /// A table of `count` partitions with no replicas yet.
+    pub fn unassigned(count: u32) -> Self {
+        let partitions = (0..count)
+            .map(|id| PartitionAssignment { id, replicas: Vec::new(), leader: None, epoch: 0 })
+            .collect();
+        PartitionTable { epoch: 0, partitions }
+    }
+
+    pub fn get(&self, id: PartitionId) -> Option<&PartitionAssignment> {
+        self.partitions.get(id as usize).filter(|p| p.id == id)
+    }
+}
+
+/// Why a batch of operations was refused. Nothing of a refused batch is applied.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OperationError {
+    #[error("partition {0} does not exist")]
+    NoSuchPartition(PartitionId),
+    #[error("node {0} is not a registered worker")]
+    NotAWorker(NodeId),
+    #[error("node {node} already holds a replica of partition {partition}")]
+    AlreadyReplica { partition: PartitionId, node: NodeId },
+    #[error("node {node} holds no replica of partition {partition}")]
+    NotAReplica { partition: PartitionId, node: NodeId },
+    #[error("partition {partition} already has {replication_factor} replicas")]
+    TooManyReplicas { partition: PartitionId, replication_factor: u32 },
+}
+
+/// Everything the controller replicates about the cluster's shape.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ClusterMap {
+    /// Set once, at bootstrap.
+    pub cluster_id: Option<String>,
+    pub settings: Option<ClusterSettings>,
+    pub nodes: BTreeMap<NodeId, NodeRecord>,
+    /// Increases with every change of `nodes`.
+    pub nodes_version: u64,
+    pub table: PartitionTable,
+}
+
+impl ClusterMap {
+    pub fn workers(&self) -> impl Iterator<Item = &NodeRecord> {
+        self.nodes.values().filter(|n| n.spec.has_role(Role::Worker))
+    }
+
+    /// Applies a batch of operations atomically: all of them, with one epoch
+    /// step, or none. Returns the new table epoch.
+    pub fn apply_operations(&mut self, ops: &[Operation]) -> Result<u64, OperationError> {
+        let mut table = self.table.clone();
+        let epoch = table.epoch + 1;
+        let max_replicas = self.settings.map_or(u32::MAX, |s| s.replication_factor);
+        for op in ops {
+            let partition = table
+                .partitions
+                .get_mut(op.partition() as usize)
+                .filter(|p| p.id == op.partition())
+                .ok_or(OperationError::NoSuchPartition(op.partition()))?;
+            apply_one(&self.nodes, partition, op, max_replicas)?;
+            partition.epoch = epoch;
+        }
+        if !ops.is_empty() {
+            table.epoch = epoch;
+            self.table = table;
+        }
+        Ok(self.table.epoch)
+    }
+}
+
+fn apply_one(
+    nodes: &BTreeMap<NodeId, NodeRecord>,
+    partition: &mut PartitionAssignment,
+    op: &Operation,
+    max_replicas: u32,
+) -> Result<(), OperationError> {
+    let id = partition.id;
+    match op {
+        Operation::AddReplica { node, .. } => {
+            if !nodes.get(node).is_some_and(|n| n.spec.has_role(Role::Worker)) {
+                return Err(OperationError::NotAWorker(*node));
+            }
+            if partition.replicas.contains(node) {
+                return Err(OperationError::AlreadyReplica { partition: id, node: *node });
+            }
+            if partition.replicas.len() >= max_replicas as usize {
+                return Err(OperationError::TooManyReplicas {
+                    partition: id,
+                    replication_factor: max_replicas,
+                });
+            }
+            partition.replicas.push(*node);
+        }
+        Operation::RemoveReplica { node, .. } => {
+            let before = partition.replicas.len();
+            partition.replicas.retain(|r| r != node);
+            if partition.replicas.len() == before {
+                return Err(OperationError::NotAReplica { partition: id, node: *node });
+            }
+            if partition.leader == Some(*node) {
+                partition.leader = None;
+            }
+        }
+        Operation::TransferLeader { to, .. } => {
+            if !partition.replicas.contains(to) {
+                return Err(OperationError::NotAReplica { partition: id, node: *to });
+            }
+            partition.leader = Some(*to);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{NodeSpec, NodeState};
+
+    fn worker(id: NodeId) -> NodeRecord {
+        NodeRecord {
+            spec: NodeSpec {
+                id,
+                addr: format!("127.0.0.1:{}", 7000 + id),
+                zone: format!("z{id}"),
+                capacity_cores: 2.0,
+                price_per_hour: 0.1,
+                roles: vec![Role::Worker],
+            },
+            state: NodeState::Up,
+            state_since_ms: 0,
+        }
+    }
+
+    fn map() -> ClusterMap {
+        ClusterMap {
+            cluster_id: Some("c".into()),
+            settings: Some(ClusterSettings { partition_count: 2, replication_factor: 2 }),
+            nodes: (1..=3).map(|id| (id, worker(id))).collect(),
+            nodes_version: 3,
+            table: PartitionTable::unassigned(2),
+        }
+    }
+
+    fn add(partition: PartitionId, node: NodeId) -> Operation {
+        Operation::AddReplica { partition, node, reason: "test".into() }
+    }
+
+    #[test]
+    fn a_batch_moves_the_epoch_once_and_stamps_changed_partitions() {
+        let mut map = map();
+        let epoch = map.apply_operations(&[add(0, 1), add(0, 2)]).unwrap();
+        assert_eq!(epoch, 1);
+        assert_eq!(map.table.partitions[0].replicas, vec![1, 2]);
+        assert_eq!(map.table.partitions[0].epoch, 1);
+        assert_eq!(map.table.partitions[1].epoch, 0);
+        let lead = Operation::TransferLeader { partition: 0, to: 2, reason: "t".into() };
+        assert_eq!(map.apply_operations(&[lead]).unwrap(), 2);
+        assert_eq!(map.table.partitions[0].leader, Some(2));
+    }
+
+    #[test]
+    fn a_bad_operation_refuses_the_whole_batch() {
+        let mut map = map();
+        let before = map.clone();
+        let err = map.apply_operations(&[add(0, 1), add(0, 1)]).unwrap_err();
+        assert_eq!(err, OperationError::AlreadyReplica { partition: 0, node: 1 });
+        assert_eq!(map, before);
+        assert!(map.apply_operations(&[add(5, 1)]).is_err());
+        assert!(map.apply_operations(&[add(0, 9)]).is_err());
+        assert!(map.apply_operations(&[add(0, 1), add(0, 2), add(0, 3)]).is_err());
+        assert_eq!(map, before);
+    }
+
+    #[test]
+    fn removing_the_leader_leaves_the_partition_leaderless() {
+        let mut map = map();
+        map.apply_operations(&[add(1, 1), add(1, 2)]).unwrap();
+        let lead = Operation::TransferLeader { partition: 1, to: 1, reason: "t".into() };
+        map.apply_operations(&[lead]).unwrap();
+        let remove = Operation::RemoveReplica { partition: 1, node: 1, reason: "t".into() };
+        map.apply_operations(&[remove]).unwrap();
+        assert_eq!(map.table.partitions[1].leader, None);
+        assert_eq!(map.table.partitions[1].replicas, vec![2]);
+    }
+
+    #[test]
+    fn the_map_survives_postcard() {
+        let mut map = map();
+        map.apply_operations(&[add(0, 1)]).unwrap();
+        let bytes = postcard::to_allocvec(&map).unwrap();
+        let back: ClusterMap = postcard::from_bytes(&bytes).unwrap();
+        assert_eq!(back, map);
+    }
+}

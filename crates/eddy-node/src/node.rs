@@ -1,0 +1,159 @@
+//! A running node: storage, controller (if it has the role), gRPC server
+//! and agent, started in order and stopped in reverse.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use eddy_controller::control::ControlConfig;
+use eddy_controller::liveness::LivenessConfig;
+use eddy_controller::types::RaftNode;
+use eddy_controller::{Controller, ControllerConfig, ControllerError};
+use eddy_core::Role;
+use eddy_proto::RAFT_MAX_MESSAGE_BYTES;
+use eddy_proto::channels::PeerChannels;
+use eddy_proto::v1::cluster_service_server::ClusterServiceServer;
+use eddy_proto::v1::controller_service_server::ControllerServiceServer;
+use eddy_proto::v1::raft_service_server::RaftServiceServer;
+use eddy_storage::{StorageError, Store, StoreOptions};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::TcpListenerStream;
+
+use crate::agent::Agent;
+use crate::config::NodeConfig;
+use crate::meta::Meta;
+use crate::services::{ClusterApi, ControllerApi, RaftApi};
+
+const SERVER_DRAIN: Duration = Duration::from_secs(3);
+
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDir { path: String, source: std::io::Error },
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("cannot listen on {addr}: {source}; is another eddyd running there? pick another node.listen_addr")]
+    Bind { addr: String, source: std::io::Error },
+    #[error(transparent)]
+    Controller(#[from] ControllerError),
+}
+
+pub struct RunningNode {
+    addr: SocketAddr,
+    controller: Option<Arc<Controller>>,
+    stop_server: Option<oneshot::Sender<()>>,
+    server: JoinHandle<Result<(), tonic::transport::Error>>,
+    agent: JoinHandle<()>,
+    store: Store,
+}
+
+impl RunningNode {
+    pub async fn start(config: NodeConfig) -> Result<Self, NodeError> {
+        let data_dir = &config.node.data_dir;
+        std::fs::create_dir_all(data_dir)
+            .map_err(|source| NodeError::DataDir { path: data_dir.display().to_string(), source })?;
+        let store = Store::open(data_dir, &StoreOptions::default())?;
+        let listener = TcpListener::bind(&config.node.listen_addr)
+            .await
+            .map_err(|source| NodeError::Bind { addr: config.node.listen_addr.clone(), source })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|source| NodeError::Bind { addr: config.node.listen_addr.clone(), source })?;
+        let channels = PeerChannels::default();
+        let id = config.node.id;
+        let controllers: Vec<String> = config.controller.initial_members.iter().map(|m| m.addr.clone()).collect();
+        let controller = if config.has_role(Role::Controller) {
+            let controller = Controller::start(controller_config(&config), store.clone(), channels.clone()).await?;
+            Some(Arc::new(controller))
+        } else {
+            None
+        };
+        let meta = Arc::new(match &controller {
+            Some(controller) => Meta::local(id, controller.clone()),
+            None => Meta::remote(id, controllers.clone(), channels.clone()),
+        });
+        let raft = RaftServiceServer::new(RaftApi { node_id: id, controller: controller.clone() })
+            .max_decoding_message_size(RAFT_MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(RAFT_MAX_MESSAGE_BYTES);
+        let cluster = ClusterServiceServer::new(ClusterApi { node_id: id, meta, controller: controller.clone() });
+        let control = ControllerServiceServer::new(ControllerApi {
+            node_id: id,
+            controller: controller.clone(),
+            channels: channels.clone(),
+        });
+        let (stop_server, stopped) = oneshot::channel::<()>();
+        let server = tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(raft)
+                .add_service(cluster)
+                .add_service(control)
+                .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
+                    let _ = stopped.await;
+                }),
+        );
+        let agent = Agent {
+            spec: config.spec(),
+            controllers,
+            channels,
+            store: store.clone(),
+            interval: Duration::from_millis(config.liveness.heartbeat_interval_ms),
+        };
+        let agent = tokio::spawn(agent.run());
+        tracing::info!(node = id, %addr, roles = ?config.node.roles, zone = %config.node.zone, "node started");
+        Ok(RunningNode { addr, controller, stop_server: Some(stop_server), server, agent, store })
+    }
+
+    /// The address the gRPC server is bound to.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn controller(&self) -> Option<&Arc<Controller>> {
+        self.controller.as_ref()
+    }
+
+    /// Stops the agent, the controller and the server, and flushes storage.
+    pub async fn shutdown(mut self) {
+        self.agent.abort();
+        if let Some(controller) = &self.controller {
+            controller.shutdown().await;
+        }
+        if let Some(stop) = self.stop_server.take() {
+            let _ = stop.send(());
+        }
+        // Open watch streams would hold a graceful stop forever.
+        if tokio::time::timeout(SERVER_DRAIN, &mut self.server).await.is_err() {
+            self.server.abort();
+        }
+        if let Err(err) = self.store.sync().await {
+            tracing::warn!(error = %err, "final storage sync failed");
+        }
+        tracing::info!("node stopped");
+    }
+}
+
+fn controller_config(config: &NodeConfig) -> ControllerConfig {
+    let c = &config.controller;
+    let ms = Duration::from_millis;
+    ControllerConfig {
+        node_id: config.node.id,
+        initial_members: c.initial_members.iter().map(|m| (m.id, RaftNode { addr: m.addr.clone() })).collect(),
+        auto_bootstrap: c.auto_bootstrap,
+        raft_heartbeat_interval: ms(c.raft_heartbeat_interval_ms),
+        election_timeout_min: ms(c.election_timeout_min_ms),
+        election_timeout_max: ms(c.election_timeout_max_ms),
+        snapshot_every_entries: c.snapshot_every_entries,
+        control: ControlConfig {
+            interval: ms(c.control_interval_ms),
+            placement_settle: ms(c.placement_settle_ms),
+            liveness: LivenessConfig {
+                suspect_after_ms: config.liveness.suspect_after_ms,
+                down_after_ms: config.liveness.down_after_ms,
+            },
+            bootstrap_settings: config.settings(),
+            propose_timeout: Duration::from_secs(5),
+        },
+    }
+}

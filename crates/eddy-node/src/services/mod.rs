@@ -1,0 +1,19 @@
+//! gRPC services of a node: the client API, the controller API and the Raft
+//! transport.
+
+mod cluster;
+mod controller;
+mod raft;
+
+pub use cluster::ClusterApi;
+pub use controller::ControllerApi;
+pub use raft::RaftApi;
+
+use eddy_core::NodeId;
+use tonic::Status;
+
+fn no_controller_role(node: NodeId) -> Status {
+    Status::failed_precondition(format!(
+        "node {node} has no controller role; send this call to a controller node"
+    ))
+}

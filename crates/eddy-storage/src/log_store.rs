@@ -1,0 +1,196 @@
+//! The Raft log of one group, in the node's shared database.
+//!
+//! Entries are postcard-encoded under `group ++ index` (both big-endian, so
+//! keys sort by index). Vote, committed id and last purged id sit in the
+//! metadata keyspace. Appends are acknowledged to Raft only after the
+//! flusher's fsync: an acknowledged entry is on disk.
+
+use std::fmt::Debug;
+use std::io;
+use std::marker::PhantomData;
+use std::ops::{Bound, RangeBounds};
+
+use openraft::entry::RaftEntry;
+use openraft::storage::{IOFlushed, LogState, RaftLogReader, RaftLogStorage};
+use openraft::type_config::alias::{LogIdOf, VoteOf};
+use openraft::{OptionalSend, RaftTypeConfig};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::StorageError;
+use crate::store::{MetaKey, Store, index_of, log_key, meta_key};
+
+/// Log storage of group `group`. Clones share the same database, so a reader
+/// sees every append as soon as `append` returns.
+pub struct RaftLogStore<C> {
+    store: Store,
+    group: u64,
+    _config: PhantomData<fn() -> C>,
+}
+
+impl<C> Clone for RaftLogStore<C> {
+    fn clone(&self) -> Self {
+        RaftLogStore { store: self.store.clone(), group: self.group, _config: PhantomData }
+    }
+}
+
+impl<C> Debug for RaftLogStore<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RaftLogStore").field("group", &self.group).finish()
+    }
+}
+
+impl<C> RaftLogStore<C> {
+    pub fn new(store: Store, group: u64) -> Self {
+        RaftLogStore { store, group, _config: PhantomData }
+    }
+
+    fn bounds(&self, range: &impl RangeBounds<u64>) -> (Bound<[u8; 16]>, Bound<[u8; 16]>) {
+        let start = match range.start_bound() {
+            Bound::Included(i) => Bound::Included(log_key(self.group, *i)),
+            Bound::Excluded(i) => Bound::Excluded(log_key(self.group, *i)),
+            Bound::Unbounded => Bound::Included(log_key(self.group, 0)),
+        };
+        let end = match range.end_bound() {
+            Bound::Included(i) => Bound::Included(log_key(self.group, *i)),
+            Bound::Excluded(i) => Bound::Excluded(log_key(self.group, *i)),
+            Bound::Unbounded => Bound::Included(log_key(self.group, u64::MAX)),
+        };
+        (start, end)
+    }
+
+    fn keys_in(&self, range: impl RangeBounds<u64>) -> Result<Vec<fjall::UserKey>, StorageError> {
+        let (start, end) = self.bounds(&range);
+        let keys = self.store.logs().range::<&[u8], _>((as_slice(&start), as_slice(&end)));
+        Ok(keys.map(|g| g.key()).collect::<Result<Vec<_>, _>>()?)
+    }
+
+    fn remove_keys(&self, keys: Vec<fjall::UserKey>, purged: Option<Vec<u8>>) -> Result<(), StorageError> {
+        let mut batch = self.store.db().batch();
+        if let Some(purged) = purged {
+            batch.insert(self.store.raft_meta(), meta_key(self.group, MetaKey::LastPurged), purged);
+        }
+        for key in keys {
+            batch.remove(self.store.logs(), key);
+        }
+        batch.commit()?;
+        Ok(())
+    }
+
+    fn get_meta<T: DeserializeOwned>(&self, key: MetaKey) -> Result<Option<T>, StorageError> {
+        let raw = self.store.raft_meta().get(meta_key(self.group, key))?;
+        raw.map(|bytes| decode(&bytes, &format!("group {} {key:?}", self.group))).transpose()
+    }
+
+    fn put_meta<T: Serialize>(&self, key: MetaKey, value: &T) -> Result<(), StorageError> {
+        let mut batch = self.store.db().batch();
+        batch.insert(self.store.raft_meta(), meta_key(self.group, key), encode(value)?);
+        batch.commit()?;
+        Ok(())
+    }
+}
+
+fn as_slice(bound: &Bound<[u8; 16]>) -> Bound<&[u8]> {
+    match bound {
+        Bound::Included(k) => Bound::Included(k.as_slice()),
+        Bound::Excluded(k) => Bound::Excluded(k.as_slice()),
+        Bound::Unbounded => Bound::Unbounded,
+    }
+}
+
+fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StorageError> {
+    postcard::to_allocvec(value).map_err(|e| StorageError::Corrupt { key: "(encode)".into(), reason: e.to_string() })
+}
+
+fn decode<T: DeserializeOwned>(bytes: &[u8], key: &str) -> Result<T, StorageError> {
+    postcard::from_bytes(bytes).map_err(|e| StorageError::Corrupt { key: key.to_owned(), reason: e.to_string() })
+}
+
+impl<C: RaftTypeConfig> RaftLogReader<C> for RaftLogStore<C> {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<C::Entry>, io::Error> {
+        let (start, end) = self.bounds(&range);
+        let mut entries = Vec::new();
+        for guard in self.store.logs().range::<&[u8], _>((as_slice(&start), as_slice(&end))) {
+            let (key, value) = guard.into_inner().map_err(StorageError::from)?;
+            let index = index_of(&key).unwrap_or_default();
+            entries.push(decode::<C::Entry>(&value, &format!("group {} log {index}", self.group))?);
+        }
+        Ok(entries)
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<VoteOf<C>>, io::Error> {
+        Ok(self.get_meta(MetaKey::Vote)?)
+    }
+}
+
+impl<C: RaftTypeConfig> RaftLogStorage<C> for RaftLogStore<C> {
+    type LogReader = Self;
+
+    async fn get_log_state(&mut self) -> Result<LogState<C>, io::Error> {
+        let last_purged_log_id: Option<LogIdOf<C>> = self.get_meta(MetaKey::LastPurged)?;
+        let (start, end) = self.bounds(&(..));
+        let last = self.store.logs().range::<&[u8], _>((as_slice(&start), as_slice(&end))).next_back();
+        let last_log_id = match last {
+            Some(guard) => {
+                let value = guard.value().map_err(StorageError::from)?;
+                let entry: C::Entry = decode(&value, &format!("group {} last log", self.group))?;
+                Some(entry.log_id())
+            }
+            None => last_purged_log_id.clone(),
+        };
+        Ok(LogState { last_purged_log_id, last_log_id })
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &VoteOf<C>) -> Result<(), io::Error> {
+        self.put_meta(MetaKey::Vote, vote)?;
+        self.store.sync().await
+    }
+
+    async fn save_committed(&mut self, committed: Option<LogIdOf<C>>) -> Result<(), io::Error> {
+        // Not synced: the next append's fsync carries it, and a committed id
+        // that lags after a crash only means replaying a little more.
+        self.put_meta(MetaKey::Committed, &committed)?;
+        Ok(())
+    }
+
+    async fn read_committed(&mut self) -> Result<Option<LogIdOf<C>>, io::Error> {
+        Ok(self.get_meta::<Option<LogIdOf<C>>>(MetaKey::Committed)?.flatten())
+    }
+
+    async fn append<I>(&mut self, entries: I, callback: IOFlushed<C>) -> Result<(), io::Error>
+    where
+        I: IntoIterator<Item = C::Entry> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let mut batch = self.store.db().batch();
+        for entry in entries {
+            batch.insert(self.store.logs(), log_key(self.group, entry.index()), encode(&entry)?);
+        }
+        batch.commit().map_err(StorageError::from)?;
+        self.store.after_durable(Box::new(move |result| callback.io_completed(result))).await
+    }
+
+    async fn truncate_after(&mut self, last_log_id: Option<LogIdOf<C>>) -> Result<(), io::Error> {
+        let keys = match last_log_id {
+            Some(id) => self.keys_in((Bound::Excluded(id.index), Bound::Unbounded))?,
+            None => self.keys_in(..)?,
+        };
+        self.remove_keys(keys, None)?;
+        Ok(())
+    }
+
+    async fn purge(&mut self, log_id: LogIdOf<C>) -> Result<(), io::Error> {
+        let keys = self.keys_in(..=log_id.index)?;
+        // The purged id and the deletions land in one atomic batch, so no
+        // restart sees a hole without knowing it was purged.
+        self.remove_keys(keys, Some(encode(&log_id)?))?;
+        Ok(())
+    }
+}
