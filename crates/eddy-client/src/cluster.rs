@@ -26,7 +26,7 @@ pub struct ClusterClient {
 }
 
 impl ClusterClient {
-    pub fn new(endpoints: Vec<String>, timeout: Duration) -> Result<Self, ClientError> {
+    pub fn new(endpoints: &[String], timeout: Duration) -> Result<Self, ClientError> {
         let endpoints = endpoints.iter().map(|e| normalize_endpoint(e)).collect::<Result<Vec<_>, _>>()?;
         if endpoints.is_empty() {
             return Err(ClientError::InvalidEndpoint { endpoint: String::new(), reason: "no endpoint given".into() });

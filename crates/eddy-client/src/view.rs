@@ -19,6 +19,16 @@ pub struct StatusView {
     pub settings: Option<SettingsView>,
     pub nodes: Vec<NodeView>,
     pub partitions: Vec<PartitionView>,
+    /// The answering node's controller log; `None` on worker-only nodes.
+    pub controller_log: Option<ControllerLogView>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ControllerLogView {
+    pub last_log_index: u64,
+    pub last_applied_index: u64,
+    pub snapshot_index: u64,
+    pub purged_index: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -111,6 +121,12 @@ impl StatusView {
             settings: map.settings,
             nodes: map.nodes,
             partitions: map.partitions,
+            controller_log: status.controller_log.map(|l| ControllerLogView {
+                last_log_index: l.last_log_index,
+                last_applied_index: l.last_applied_index,
+                snapshot_index: l.snapshot_index,
+                purged_index: l.purged_index,
+            }),
         })
     }
 

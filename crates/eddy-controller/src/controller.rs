@@ -42,6 +42,16 @@ pub struct ControllerStatus {
     pub term: u64,
     pub voters: Vec<NodeId>,
     pub map: Arc<ClusterMap>,
+    pub log: LogPositions,
+}
+
+/// Where this replica's Raft log stands (0 for "none").
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LogPositions {
+    pub last_log_index: u64,
+    pub last_applied_index: u64,
+    pub snapshot_index: u64,
+    pub purged_index: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,6 +116,12 @@ impl Controller {
             term: metrics.current_term,
             voters: membership.voter_ids().collect(),
             map: self.map(),
+            log: LogPositions {
+                last_log_index: metrics.last_log_index.unwrap_or(0),
+                last_applied_index: metrics.last_applied.as_ref().map_or(0, |id| id.index),
+                snapshot_index: metrics.snapshot.as_ref().map_or(0, |id| id.index),
+                purged_index: metrics.purged.as_ref().map_or(0, |id| id.index),
+            },
         }
     }
 
@@ -229,6 +245,9 @@ fn raft_config(config: &ControllerConfig) -> Result<Arc<openraft::Config>, Contr
         // The state machine lives in memory and is rebuilt from the log on
         // restart; a restarted node must win an election before it leads.
         enable_leader_restore: Some(false),
+        // A node that was paused or cut off asks before it raises the term,
+        // so its return does not unseat a healthy leader.
+        enable_pre_vote: Some(true),
         ..Default::default()
     };
     raft.validate().map(Arc::new).map_err(|e| ControllerError::InvalidArgument(format!("raft timing: {e}")))

@@ -11,5 +11,5 @@ pub mod sm;
 pub mod state;
 pub mod types;
 
-pub use controller::{Controller, ControllerConfig, ControllerStatus, HeartbeatAnswer};
+pub use controller::{Controller, ControllerConfig, ControllerStatus, HeartbeatAnswer, LogPositions};
 pub use error::ControllerError;

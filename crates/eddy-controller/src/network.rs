@@ -55,6 +55,7 @@ pub struct GrpcPeer {
 enum Rpc {
     Append,
     Vote,
+    PreVote,
     Snapshot,
 }
 
@@ -69,6 +70,7 @@ impl GrpcPeer {
             match rpc {
                 Rpc::Append => client.append_entries(request).await,
                 Rpc::Vote => client.vote(request).await,
+                Rpc::PreVote => client.pre_vote(request).await,
                 Rpc::Snapshot => client.install_snapshot(request).await,
             }
         };
@@ -116,6 +118,11 @@ impl RaftNetworkV2<C> for GrpcPeer {
         decode(&reply)
     }
 
+    async fn pre_vote(&mut self, rpc: VoteRequest<C>, option: RPCOption) -> Result<VoteResponse<C>, RPCError<C>> {
+        let reply = self.call(Rpc::PreVote, encode(&rpc)?, option.hard_ttl()).await?;
+        decode(&reply)
+    }
+
     async fn full_snapshot(
         &mut self,
         vote: VoteOf<C>,
@@ -148,6 +155,13 @@ impl RaftReceiver<'_> {
         match postcard::from_bytes::<VoteRequest<C>>(payload) {
             Ok(rpc) => reply(self.raft.vote(rpc).await),
             Err(err) => refused(format!("undecodable vote request: {err}")),
+        }
+    }
+
+    pub async fn pre_vote(&self, payload: &[u8]) -> RaftReply {
+        match postcard::from_bytes::<VoteRequest<C>>(payload) {
+            Ok(rpc) => reply(self.raft.pre_vote(rpc).await),
+            Err(err) => refused(format!("undecodable pre-vote request: {err}")),
         }
     }
 

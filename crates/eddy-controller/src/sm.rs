@@ -66,7 +66,7 @@ impl ControllerStateMachine {
 
     fn restore(&mut self, stored: &StoredSnapshot) -> io::Result<()> {
         self.map = postcard::from_bytes(&stored.data).map_err(|e| corrupt("controller snapshot data", &e))?;
-        self.last_applied = stored.meta.last_log_id.clone();
+        self.last_applied = stored.meta.last_log_id;
         self.membership = stored.meta.last_membership.clone();
         self.publish.send_replace(Arc::new(self.map.clone()));
         Ok(())
@@ -103,7 +103,7 @@ impl RaftStateMachine<C> for ControllerStateMachine {
     type SnapshotBuilder = ControllerSnapshotBuilder;
 
     async fn applied_state(&mut self) -> Result<(Option<LogIdOf<C>>, StoredMembershipOf<C>), io::Error> {
-        Ok((self.last_applied.clone(), self.membership.clone()))
+        Ok((self.last_applied, self.membership.clone()))
     }
 
     async fn apply<S>(&mut self, mut entries: S) -> Result<(), io::Error>
@@ -120,11 +120,11 @@ impl RaftStateMachine<C> for ControllerStateMachine {
                     response
                 }
                 EntryPayload::Membership(membership) => {
-                    self.membership = StoredMembershipOf::<C>::new(Some(entry.log_id.clone()), membership.clone());
+                    self.membership = StoredMembershipOf::<C>::new(Some(entry.log_id), membership.clone());
                     self.response()
                 }
             };
-            self.last_applied = Some(entry.log_id.clone());
+            self.last_applied = Some(entry.log_id);
             if let Some(responder) = responder {
                 responder.send(response);
             }
@@ -138,7 +138,7 @@ impl RaftStateMachine<C> for ControllerStateMachine {
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
         ControllerSnapshotBuilder {
             store: self.store.clone(),
-            meta: SnapshotMetaOf::<C> { last_log_id: self.last_applied.clone(), last_membership: self.membership.clone() },
+            meta: SnapshotMetaOf::<C> { last_log_id: self.last_applied, last_membership: self.membership.clone() },
             map: self.map.clone(),
         }
     }

@@ -22,6 +22,7 @@ const SECTIONS: [&str; 4] = ["node", "controller", "cluster", "liveness"];
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+#[derive(Default)]
 pub struct NodeConfig {
     pub node: NodeSection,
     pub controller: ControllerSection,
@@ -134,16 +135,6 @@ impl Default for LivenessSection {
     }
 }
 
-impl Default for NodeConfig {
-    fn default() -> Self {
-        NodeConfig {
-            node: NodeSection::default(),
-            controller: ControllerSection::default(),
-            cluster: ClusterSection::default(),
-            liveness: LivenessSection::default(),
-        }
-    }
-}
 
 /// A manifest that cannot be used, with the field at fault.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -189,7 +180,7 @@ impl NodeConfig {
                 SECTIONS.iter().any(|s| key.starts_with(&format!("{s}__")))
             })
             .split("__");
-        let config: NodeConfig = figment.merge(env).extract().map_err(from_figment)?;
+        let config: NodeConfig = figment.merge(env).extract().map_err(|e| from_figment(&e))?;
         config.validate()?;
         Ok(config)
     }
@@ -357,7 +348,7 @@ fn check_host_port(field: &str, addr: &str) -> Result<(), ConfigError> {
     }
 }
 
-fn from_figment(err: figment::Error) -> ConfigError {
+fn from_figment(err: &figment::Error) -> ConfigError {
     // figment's path already ends with the name of an unknown field.
     let path = &err.path;
     let source = err.metadata.as_ref().map(|m| m.name.to_string());

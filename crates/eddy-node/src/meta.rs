@@ -69,6 +69,12 @@ impl Meta {
                     voters: status.voters,
                     map: Some(self.maps.borrow().as_ref().clone()),
                     served_by: self.node_id,
+                    controller_log: Some(v1::ControllerLog {
+                        last_log_index: status.log.last_log_index,
+                        last_applied_index: status.log.last_applied_index,
+                        snapshot_index: status.log.snapshot_index,
+                        purged_index: status.log.purged_index,
+                    }),
                 })
             }
             Source::Remote { controllers, channels } => remote_status(controllers, channels).await,

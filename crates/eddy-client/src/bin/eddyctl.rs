@@ -42,6 +42,16 @@ enum Command {
     /// Create the cluster from the first endpoint's initial members (for
     /// clusters started with controller.auto_bootstrap = false).
     Bootstrap,
+    /// Wait until the cluster is healthy: a controller leader, every
+    /// registered node up (at least --up of them), every partition led.
+    Wait {
+        /// Least number of nodes that must be up.
+        #[arg(long, default_value_t = 1)]
+        up: usize,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 60)]
+        timeout_secs: u64,
+    },
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -58,7 +68,7 @@ async fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let endpoints = parse_endpoints(&cli.endpoints)?;
-    let client = ClusterClient::new(endpoints, Duration::from_millis(cli.timeout_ms))?;
+    let client = ClusterClient::new(&endpoints, Duration::from_millis(cli.timeout_ms))?;
     match cli.command {
         Command::Status { json } => {
             let status = client.status().await?;
@@ -72,11 +82,54 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let map = MapView::from_wire(client.partition_map().await?).map_err(anyhow::Error::msg)?;
             if json { print_json(&map.partitions) } else { print_partitions(&map.partitions) }
         }
+        Command::Wait { up, timeout_secs } => wait_healthy(&client, up, Duration::from_secs(timeout_secs)).await,
         Command::Bootstrap => {
             let done = client.bootstrap().await.context("bootstrap refused")?;
             println!("bootstrapped the controller with voters {}", join(&done.voters));
             Ok(())
         }
+    }
+}
+
+/// What still keeps the cluster from being healthy, or `None` when it is.
+fn unhealthy(status: &StatusView, up: usize) -> Option<String> {
+    let nodes_up = status.nodes.iter().filter(|n| n.state == "up").count();
+    let live = status.nodes.iter().filter(|n| n.state != "removed" && n.state != "draining").count();
+    let led = status.partitions.iter().filter(|p| p.leader.is_some()).count();
+    let healthy = status.cluster_id.is_some()
+        && status.leader.is_some()
+        && nodes_up >= up
+        && nodes_up == live
+        && status.settings.is_some()
+        && led == status.partitions.len();
+    let leader = status.leader.map_or_else(|| "none".to_owned(), |l| l.to_string());
+    (!healthy).then(|| {
+        format!("leader {leader}, {nodes_up}/{} nodes up, {led}/{} partitions led", live.max(up), status.partitions.len())
+    })
+}
+
+async fn wait_healthy(client: &ClusterClient, up: usize, timeout: Duration) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut shown = String::new();
+    loop {
+        let state = match client.status().await {
+            Ok(status) => match unhealthy(&status, up) {
+                None => {
+                    println!("healthy: leader {}, {} nodes up", status.leader.unwrap_or(0), status.nodes.len());
+                    return Ok(());
+                }
+                Some(state) => state,
+            },
+            Err(err) => format!("no answer: {err}"),
+        };
+        if state != shown {
+            eprintln!("waiting: {state}");
+            shown = state;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            anyhow::bail!("the cluster did not become healthy within {timeout:?}; last seen: {shown}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 

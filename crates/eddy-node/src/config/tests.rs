@@ -1,3 +1,6 @@
+// figment's Jail closures return figment::Error, a large error type.
+#![allow(clippy::result_large_err)]
+
 use figment::Jail;
 
 use super::*;

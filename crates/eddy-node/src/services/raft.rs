@@ -39,6 +39,11 @@ impl RaftService for RaftApi {
         Ok(Response::new(self.receiver(request.group)?.vote(&request.payload).await))
     }
 
+    async fn pre_vote(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
+        let request = request.into_inner();
+        Ok(Response::new(self.receiver(request.group)?.pre_vote(&request.payload).await))
+    }
+
     async fn install_snapshot(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
         let request = request.into_inner();
         Ok(Response::new(self.receiver(request.group)?.install_snapshot(&request.payload).await))

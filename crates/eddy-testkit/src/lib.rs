@@ -1,0 +1,14 @@
+//! A harness for tests that run real Eddy clusters: `eddyd` processes on
+//! loopback ports, each with its manifest, data dir and log in a temp dir.
+//! Nodes can be killed, paused, resumed and restarted; every process the
+//! harness starts is killed when the cluster is dropped, also when a test
+//! fails.
+
+mod cluster;
+mod ports;
+mod process;
+
+pub use cluster::{ClusterSpec, TestCluster};
+pub use ports::free_port;
+pub use process::{Bins, tied_command};
+pub use nix::sys::signal::Signal;

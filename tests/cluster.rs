@@ -1,0 +1,162 @@
+//! A three-node cluster over real gRPC on loopback: formation, placement,
+//! requests sent to followers, a joining worker, and bootstrap that happens
+//! exactly once.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use eddy_client::view::StatusView;
+use eddy_proto::meta;
+use eddy_proto::v1::controller_service_client::ControllerServiceClient;
+use eddy_proto::v1::{HeartbeatRequest, NodeSpec, RegisterNodeRequest};
+use eddy_testkit::{ClusterSpec, TestCluster, bins};
+use tonic::metadata::MetadataValue;
+
+const SETTLE: Duration = Duration::from_secs(60);
+
+fn healthy(status: &StatusView, nodes: usize) -> bool {
+    status.leader.is_some()
+        && status.nodes.iter().filter(|n| n.state == "up").count() == nodes
+        && status.partitions.len() == 16
+        && status.partitions.iter().all(|p| p.leader.is_some())
+}
+
+async fn formed() -> anyhow::Result<(TestCluster, StatusView)> {
+    let cluster = TestCluster::start(bins!(), ClusterSpec::default())?;
+    let status = cluster.wait_until(1, "3 nodes up, every partition led", SETTLE, |s| healthy(s, 3)).await?;
+    Ok((cluster, status))
+}
+
+#[tokio::test]
+async fn three_nodes_form_a_cluster_and_spread_replicas_over_zones() -> anyhow::Result<()> {
+    let (cluster, status) = formed().await?;
+    assert_eq!(status.voters, vec![1, 2, 3]);
+    let settings = status.settings.expect("settings after bootstrap");
+    assert_eq!((settings.partition_count, settings.replication_factor), (16, 3));
+    for p in &status.partitions {
+        let replicas: BTreeSet<u64> = p.replicas.iter().copied().collect();
+        assert_eq!(replicas, BTreeSet::from([1, 2, 3]), "partition {} replicas", p.id);
+        assert!(p.leader.is_some_and(|l| replicas.contains(&l)));
+    }
+    let mut leaders = [0usize; 3];
+    for p in &status.partitions {
+        leaders[(p.leader.unwrap_or(1) - 1) as usize] += 1;
+    }
+    assert!(leaders.iter().max().unwrap() - leaders.iter().min().unwrap() <= 1, "leaders {leaders:?}");
+    // Every node serves the same view.
+    for id in cluster.ids() {
+        let seen = cluster
+            .wait_until(id, "the same map on every node", SETTLE, |s| s.partitions == status.partitions)
+            .await?;
+        assert_eq!(seen.leader, status.leader);
+        assert_eq!(seen.cluster_id, status.cluster_id);
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_request_sent_to_a_follower_is_forwarded_or_answered_with_the_leader() -> anyhow::Result<()> {
+    let (cluster, status) = formed().await?;
+    let leader = status.leader.expect("leader");
+    let leader_addr = cluster.endpoint(leader)?;
+    let follower = cluster.ids().into_iter().find(|id| *id != leader).expect("a follower");
+    // Status from a follower names the leader.
+    let seen = cluster.status_of(follower).await?;
+    assert_eq!(seen.leader, Some(leader));
+    assert_eq!(seen.leader_addr.as_deref(), Some(leader_addr.as_str()));
+    assert_eq!(seen.served_by, follower);
+
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", cluster.endpoint(follower)?))?
+        .connect()
+        .await?;
+    let mut client = ControllerServiceClient::new(channel);
+    // A write sent to a follower is forwarded to the leader and answered.
+    let me = status.node(follower).expect("follower registered");
+    let spec = NodeSpec {
+        id: me.id,
+        addr: me.addr.clone(),
+        zone: me.zone.clone(),
+        capacity_cores: me.capacity_cores,
+        price_per_hour: me.price_per_hour,
+        roles: me.roles.clone(),
+    };
+    let answer = client
+        .register_node(RegisterNodeRequest { node: Some(spec), cluster_id: String::new() })
+        .await?
+        .into_inner();
+    assert_eq!(Some(answer.cluster_id), status.cluster_id);
+    // A call that may not be forwarded again is answered "not leader" with the leader.
+    let mut request =
+        tonic::Request::new(HeartbeatRequest { node_id: follower, cluster_id: String::new() });
+    request.metadata_mut().insert(meta::FORWARDED, MetadataValue::from_static("1"));
+    let refused = client.heartbeat(request).await.expect_err("a follower does not take heartbeats");
+    assert_eq!(refused.code(), tonic::Code::FailedPrecondition, "{refused:?}");
+    let named = refused.metadata().get(meta::LEADER_ADDR).and_then(|v| v.to_str().ok());
+    assert_eq!(named, Some(leader_addr.as_str()));
+    let named_id = refused.metadata().get(meta::LEADER_ID).and_then(|v| v.to_str().ok());
+    assert_eq!(named_id, Some(leader.to_string().as_str()));
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_joining_worker_is_registered_with_its_zone_and_price() -> anyhow::Result<()> {
+    let (mut cluster, before) = formed().await?;
+    cluster.add_worker(4, "zone-d", 0.42)?;
+    let joined = |s: &StatusView| {
+        s.node(4).is_some_and(|n| n.state == "up" && n.zone == "zone-d" && (n.price_per_hour - 0.42).abs() < 1e-9)
+    };
+    let status = cluster.wait_until(1, "node 4 registered and up", SETTLE, joined).await?;
+    let node = status.node(4).expect("node 4");
+    assert_eq!(node.roles, vec!["worker".to_owned()]);
+    assert_eq!(node.addr, cluster.endpoint(4)?);
+    // Fully replicated partitions stay where they are when a worker joins.
+    assert_eq!(status.partitions, before.partitions);
+    // The worker-only node serves the cluster API too.
+    let via_worker = cluster.wait_until(4, "node 4 sees itself", SETTLE, joined).await?;
+    assert_eq!(via_worker.leader, status.leader);
+    let map = cluster.client_of(4)?.partition_map().await?;
+    assert_eq!(map.partitions.len(), 16);
+    assert!(map.nodes.iter().any(|n| n.id == 4));
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_second_bootstrap_is_refused_and_changes_nothing() -> anyhow::Result<()> {
+    let (cluster, before) = formed().await?;
+    for id in cluster.ids() {
+        let out = cluster.eddyctl(id, &["bootstrap"])?;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "bootstrap on node {id} must fail");
+        assert!(stderr.contains("already bootstrapped"), "node {id}: {stderr}");
+    }
+    let after = cluster.status_of(before.leader.expect("leader")).await?;
+    assert_eq!(after.cluster_id, before.cluster_id);
+    assert_eq!(after.voters, before.voters);
+    assert_eq!(after.epoch, before.epoch);
+    assert_eq!(after.partitions, before.partitions);
+    Ok(())
+}
+
+#[tokio::test]
+async fn without_auto_bootstrap_the_operator_bootstraps_exactly_once() -> anyhow::Result<()> {
+    let cluster = TestCluster::start(bins!(), ClusterSpec { auto_bootstrap: false, ..ClusterSpec::default() })?;
+    // Nodes answer, but no cluster exists until someone bootstraps it, not
+    // even after the lowest-id member had time to bootstrap on its own.
+    for id in cluster.ids() {
+        cluster.wait_until(id, "node answering", SETTLE, |_| true).await?;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let waiting = cluster.status_of(1).await?;
+    assert_eq!(waiting.cluster_id, None);
+    assert!(waiting.voters.is_empty());
+    let out = cluster.eddyctl(2, &["bootstrap"])?;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let status = cluster.wait_until(1, "3 nodes up, every partition led", SETTLE, |s| healthy(s, 3)).await?;
+    let again = cluster.eddyctl(3, &["bootstrap"])?;
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already bootstrapped"));
+    let after = cluster.status_of(1).await?;
+    assert_eq!(after.cluster_id, status.cluster_id);
+    assert_eq!(after.partitions, status.partitions);
+    Ok(())
+}
