@@ -45,9 +45,8 @@ async fn three_nodes_form_a_cluster_and_spread_replicas_over_zones() -> anyhow::
     assert!(leaders.iter().max().unwrap() - leaders.iter().min().unwrap() <= 1, "leaders {leaders:?}");
     // Every node serves the same view.
     for id in cluster.ids() {
-        let seen = cluster
-            .wait_until(id, "the same map on every node", SETTLE, |s| s.partitions == status.partitions)
-            .await?;
+        let seen =
+            cluster.wait_until(id, "the same map on every node", SETTLE, |s| s.partitions == status.partitions).await?;
         assert_eq!(seen.leader, status.leader);
         assert_eq!(seen.cluster_id, status.cluster_id);
     }
@@ -66,9 +65,8 @@ async fn a_request_sent_to_a_follower_is_forwarded_or_answered_with_the_leader()
     assert_eq!(seen.leader_addr.as_deref(), Some(leader_addr.as_str()));
     assert_eq!(seen.served_by, follower);
 
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", cluster.endpoint(follower)?))?
-        .connect()
-        .await?;
+    let channel =
+        tonic::transport::Endpoint::from_shared(format!("http://{}", cluster.endpoint(follower)?))?.connect().await?;
     let mut client = ControllerServiceClient::new(channel);
     // A write sent to a follower is forwarded to the leader and answered.
     let me = status.node(follower).expect("follower registered");
@@ -80,14 +78,11 @@ async fn a_request_sent_to_a_follower_is_forwarded_or_answered_with_the_leader()
         price_per_hour: me.price_per_hour,
         roles: me.roles.clone(),
     };
-    let answer = client
-        .register_node(RegisterNodeRequest { node: Some(spec), cluster_id: String::new() })
-        .await?
-        .into_inner();
+    let answer =
+        client.register_node(RegisterNodeRequest { node: Some(spec), cluster_id: String::new() }).await?.into_inner();
     assert_eq!(Some(answer.cluster_id), status.cluster_id);
     // A call that may not be forwarded again is answered "not leader" with the leader.
-    let mut request =
-        tonic::Request::new(HeartbeatRequest { node_id: follower, cluster_id: String::new() });
+    let mut request = tonic::Request::new(HeartbeatRequest { node_id: follower, cluster_id: String::new() });
     request.metadata_mut().insert(meta::FORWARDED, MetadataValue::from_static("1"));
     let refused = client.heartbeat(request).await.expect_err("a follower does not take heartbeats");
     assert_eq!(refused.code(), tonic::Code::FailedPrecondition, "{refused:?}");

@@ -62,9 +62,8 @@ async fn a_paused_node_is_marked_down_and_up_again_when_resumed() -> anyhow::Res
     let leader = before.leader.expect("leader");
     let paused = cluster.ids().into_iter().find(|id| *id != leader).expect("a follower");
     cluster.signal(paused, Signal::SIGSTOP)?;
-    let suspected = cluster
-        .wait_until(leader, "the paused node suspect or down", SETTLE, |s| state_of(s, paused) != "up")
-        .await;
+    let suspected =
+        cluster.wait_until(leader, "the paused node suspect or down", SETTLE, |s| state_of(s, paused) != "up").await;
     let down = cluster.wait_until(leader, "the paused node down", SETTLE, |s| state_of(s, paused) == "down").await;
     cluster.signal(paused, Signal::SIGCONT)?;
     suspected?;

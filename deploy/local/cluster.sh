@@ -11,18 +11,20 @@
 #
 # Each node's manifest, data, log and pid file live under DIR/nodeID
 # (DIR: --dir on any command, else $EDDY_LOCAL_DIR, else .eddy-local in the
-# current directory). Binaries come from target/release, built if missing;
-# set EDDY_BIN_DIR to use others.
+# current directory). Node N listens on 127.0.0.1:(7100+N); set
+# EDDY_LOCAL_BASE_PORT to move them. Binaries come from target/release,
+# built if missing; set EDDY_BIN_DIR to use others.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 dir=${EDDY_LOCAL_DIR:-$PWD/.eddy-local}
 zones=(zone-a zone-b zone-c)
+base=${EDDY_LOCAL_BASE_PORT:-7100}
 
 die() { echo "cluster.sh: $*" >&2; exit 1; }
 
-usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 
 bins() {
   if [[ -n "${EDDY_BIN_DIR:-}" ]]; then
@@ -37,18 +39,21 @@ bins() {
   [[ -x $bin_dir/eddyd && -x $bin_dir/eddyctl ]] || die "no eddyd/eddyctl in $bin_dir"
 }
 
-endpoints() { echo "127.0.0.1:7101,127.0.0.1:7102,127.0.0.1:7103"; }
+endpoints() { echo "127.0.0.1:$((base + 1)),127.0.0.1:$((base + 2)),127.0.0.1:$((base + 3))"; }
 
 # Writes DIR/nodeID/node.toml: the shipped manifest for nodes 1-3, a
 # worker-only manifest for the others.
 manifest() {
   local id=$1 node_dir=$dir/node$1
   mkdir -p "$node_dir"
+  local ports=(-e "s/127\.0\.0\.1:710\([1-3]\)/127.0.0.1:$((base / 10))\1/g")
+  (( base % 10 == 0 )) || die "EDDY_LOCAL_BASE_PORT must be a multiple of 10"
   if (( id <= 3 )); then
-    cp "$here/node$id.toml" "$node_dir/node.toml"
+    sed "${ports[@]}" "$here/node$id.toml" > "$node_dir/node.toml"
   else
-    sed -e "s/^id = 1$/id = $id/" \
-        -e "s/^listen_addr = .*/listen_addr = \"127.0.0.1:$((7100 + id))\"/" \
+    sed "${ports[@]}" \
+        -e "s/^id = 1$/id = $id/" \
+        -e "s/^listen_addr = .*/listen_addr = \"127.0.0.1:$((base + id))\"/" \
         -e "s/^zone = .*/zone = \"${zones[$(( (id - 1) % 3 ))]}\"/" \
         -e 's/^roles = .*/roles = ["worker"]/' \
         -e "s/^# Eddy node 1 .*/# Eddy worker node $id, added by cluster.sh up --nodes./" \

@@ -73,10 +73,9 @@ impl MapView {
         Ok(MapView {
             epoch: map.epoch,
             nodes_version: map.nodes_version,
-            settings: map.settings.map(|s| SettingsView {
-                partition_count: s.partition_count,
-                replication_factor: s.replication_factor,
-            }),
+            settings: map
+                .settings
+                .map(|s| SettingsView { partition_count: s.partition_count, replication_factor: s.replication_factor }),
             nodes,
             partitions: map.partitions.into_iter().map(PartitionView::from_wire).collect(),
         })

@@ -124,9 +124,7 @@ fn millis(d: Duration) -> u64 {
 }
 
 pub(crate) fn wall_clock_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, millis)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, millis)
 }
 
 pub struct ControlLoop {

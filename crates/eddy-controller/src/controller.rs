@@ -74,7 +74,11 @@ pub struct Controller {
 }
 
 impl Controller {
-    pub async fn start(config: ControllerConfig, store: Store, channels: PeerChannels) -> Result<Self, ControllerError> {
+    pub async fn start(
+        config: ControllerConfig,
+        store: Store,
+        channels: PeerChannels,
+    ) -> Result<Self, ControllerError> {
         let raft_config = raft_config(&config)?;
         let (sm, map) = ControllerStateMachine::open(store.clone())?;
         let network = GrpcNetwork::new(CONTROLLER_GROUP, channels.clone());
@@ -83,7 +87,8 @@ impl Controller {
             .await
             .map_err(|e| ControllerError::Stopped(e.to_string()))?;
         let (heartbeats, heard) = mpsc::channel(HEARTBEAT_QUEUE);
-        let control = ControlLoop { raft: raft.clone(), map: map.clone(), heartbeats: heard, config: config.control.clone() };
+        let control =
+            ControlLoop { raft: raft.clone(), map: map.clone(), heartbeats: heard, config: config.control.clone() };
         let mut tasks = vec![tokio::spawn(control.run())];
         let lowest = config.initial_members.keys().next().copied();
         if config.auto_bootstrap && lowest == Some(config.node_id) {
@@ -150,7 +155,9 @@ impl Controller {
             },
             Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => {
                 match (forward.leader_id, forward.leader_node) {
-                    (Some(leader_id), Some(node)) => Err(ControllerError::NotLeader { leader_id, leader_addr: node.addr }),
+                    (Some(leader_id), Some(node)) => {
+                        Err(ControllerError::NotLeader { leader_id, leader_addr: node.addr })
+                    }
                     _ => Err(ControllerError::NoLeader),
                 }
             }
@@ -258,7 +265,8 @@ fn validate_spec(spec: &NodeSpec) -> Result<(), ControllerError> {
     if spec.id == 0 {
         return invalid("node id must be 1 or more".into());
     }
-    let addr_ok = spec.addr.rsplit_once(':').is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+    let addr_ok =
+        spec.addr.rsplit_once(':').is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
     if !addr_ok {
         return invalid(format!("node address `{}` is not host:port", spec.addr));
     }

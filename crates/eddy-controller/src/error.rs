@@ -14,7 +14,9 @@ pub enum ControllerError {
     NotInitialized,
     #[error("the cluster is already bootstrapped{}; nothing was changed", cluster_suffix(.cluster_id))]
     AlreadyBootstrapped { cluster_id: Option<String> },
-    #[error("node {node} belongs to cluster {node_cluster}, but this is cluster {cluster}; point it at its own cluster or clear its data dir")]
+    #[error(
+        "node {node} belongs to cluster {node_cluster}, but this is cluster {cluster}; point it at its own cluster or clear its data dir"
+    )]
     WrongCluster { node: NodeId, node_cluster: String, cluster: String },
     #[error("refused: {0}")]
     Refused(String),

@@ -133,7 +133,8 @@ mod tests {
         let nodes = nodes(&[NodeState::Up, NodeState::Down, NodeState::Suspect]);
         let fresh = BTreeMap::from([(1, Silence::NotYet(10)), (2, Silence::NotYet(10)), (3, Silence::NotYet(10))]);
         assert_eq!(transitions(&nodes, &fresh, CONFIG), vec![]);
-        let later = BTreeMap::from([(1, Silence::NotYet(1500)), (2, Silence::NotYet(1500)), (3, Silence::NotYet(3000))]);
+        let later =
+            BTreeMap::from([(1, Silence::NotYet(1500)), (2, Silence::NotYet(1500)), (3, Silence::NotYet(3000))]);
         assert_eq!(
             transitions(&nodes, &later, CONFIG),
             vec![

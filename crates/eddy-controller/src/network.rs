@@ -5,16 +5,16 @@
 use std::future::Future;
 use std::time::Duration;
 
+use eddy_proto::RAFT_MAX_MESSAGE_BYTES;
 use eddy_proto::channels::PeerChannels;
 use eddy_proto::v1::raft_service_client::RaftServiceClient;
 use eddy_proto::v1::{RaftReply, RaftRequest};
-use eddy_proto::RAFT_MAX_MESSAGE_BYTES;
+use openraft::OptionalSend;
 use openraft::errors::{NetworkError, RPCError, ReplicationClosed, StreamingError, Unreachable};
 use openraft::network::v2::RaftNetworkV2;
 use openraft::network::{RPCOption, RaftNetworkFactory};
 use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse};
 use openraft::type_config::alias::{SnapshotMetaOf, SnapshotOf, VoteOf};
-use openraft::OptionalSend;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 

@@ -61,7 +61,8 @@ fn register(map: &mut ClusterMap, spec: &NodeSpec, at_ms: u64) -> Outcome {
         Some(existing) => {
             // A draining node stays draining: only the operator ends a drain.
             let returning = existing.state != NodeState::Up && existing.state != NodeState::Draining;
-            let (state, since) = if returning { (NodeState::Up, at_ms) } else { (existing.state, existing.state_since_ms) };
+            let (state, since) =
+                if returning { (NodeState::Up, at_ms) } else { (existing.state, existing.state_since_ms) };
             NodeRecord { spec: spec.clone(), state, state_since_ms: since }
         }
         None => NodeRecord { spec: spec.clone(), state: NodeState::Up, state_since_ms: at_ms },

@@ -28,9 +28,8 @@ pub struct PartitionTable {
 impl PartitionTable {
     /// A table of `count` partitions with no replicas yet.
     pub fn unassigned(count: u32) -> Self {
-        let partitions = (0..count)
-            .map(|id| PartitionAssignment { id, replicas: Vec::new(), leader: None, epoch: 0 })
-            .collect();
+        let partitions =
+            (0..count).map(|id| PartitionAssignment { id, replicas: Vec::new(), leader: None, epoch: 0 }).collect();
         PartitionTable { epoch: 0, partitions }
     }
 
@@ -110,10 +109,7 @@ fn apply_one(
                 return Err(OperationError::AlreadyReplica { partition: id, node: *node });
             }
             if partition.replicas.len() >= max_replicas as usize {
-                return Err(OperationError::TooManyReplicas {
-                    partition: id,
-                    replication_factor: max_replicas,
-                });
+                return Err(OperationError::TooManyReplicas { partition: id, replication_factor: max_replicas });
             }
             partition.replicas.push(*node);
         }

@@ -24,13 +24,8 @@ pub enum NodeState {
 }
 
 impl NodeState {
-    pub const ALL: [NodeState; 5] = [
-        NodeState::Up,
-        NodeState::Suspect,
-        NodeState::Down,
-        NodeState::Draining,
-        NodeState::Removed,
-    ];
+    pub const ALL: [NodeState; 5] =
+        [NodeState::Up, NodeState::Suspect, NodeState::Down, NodeState::Draining, NodeState::Removed];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -82,14 +77,11 @@ impl FromStr for NodeState {
     type Err = ParseError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        NodeState::ALL
-            .into_iter()
-            .find(|state| state.as_str() == s)
-            .ok_or_else(|| ParseError {
-                what: "node state",
-                value: s.to_owned(),
-                expected: "up, suspect, down, draining, removed",
-            })
+        NodeState::ALL.into_iter().find(|state| state.as_str() == s).ok_or_else(|| ParseError {
+            what: "node state",
+            value: s.to_owned(),
+            expected: "up, suspect, down, draining, removed",
+        })
     }
 }
 
@@ -125,11 +117,7 @@ impl FromStr for Role {
         match s {
             "controller" => Ok(Role::Controller),
             "worker" => Ok(Role::Worker),
-            _ => Err(ParseError {
-                what: "role",
-                value: s.to_owned(),
-                expected: "controller, worker",
-            }),
+            _ => Err(ParseError { what: "role", value: s.to_owned(), expected: "controller, worker" }),
         }
     }
 }

@@ -47,7 +47,11 @@ impl Agent {
         let mut last_error = String::new();
         loop {
             let addr = sticky.clone().unwrap_or_else(|| self.controllers[next % self.controllers.len()].clone());
-            let step = if registered { self.heartbeat(&addr, &cluster_id).await } else { self.register(&addr, &cluster_id).await };
+            let step = if registered {
+                self.heartbeat(&addr, &cluster_id).await
+            } else {
+                self.register(&addr, &cluster_id).await
+            };
             match step {
                 Ok(step) => {
                     last_error.clear();
@@ -86,7 +90,8 @@ impl Agent {
     }
 
     fn client(&self, addr: &str) -> Result<ControllerServiceClient<tonic::transport::Channel>, Status> {
-        let channel = self.channels.get(addr).map_err(|e| Status::internal(format!("controller address {addr}: {e}")))?;
+        let channel =
+            self.channels.get(addr).map_err(|e| Status::internal(format!("controller address {addr}: {e}")))?;
         Ok(ControllerServiceClient::new(channel))
     }
 

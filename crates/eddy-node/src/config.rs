@@ -135,7 +135,6 @@ impl Default for LivenessSection {
     }
 }
 
-
 /// A manifest that cannot be used, with the field at fault.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid manifest field `{field}`: {reason}")]
@@ -215,9 +214,7 @@ impl NodeConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.validate_node()?;
         self.validate_controller()?;
-        self.settings()
-            .validate()
-            .map_err(|e| ConfigError::new(format!("cluster.{}", e.field()), e.to_string()))?;
+        self.settings().validate().map_err(|e| ConfigError::new(format!("cluster.{}", e.field()), e.to_string()))?;
         let l = &self.liveness;
         positive("liveness.heartbeat_interval_ms", l.heartbeat_interval_ms)?;
         if l.suspect_after_ms <= l.heartbeat_interval_ms {
@@ -264,7 +261,10 @@ impl NodeConfig {
             return Err(ConfigError::new("node.capacity_cores", format!("must be above 0, got {}", n.capacity_cores)));
         }
         if !(n.price_per_hour.is_finite() && n.price_per_hour >= 0.0) {
-            return Err(ConfigError::new("node.price_per_hour", format!("must be 0 or more, got {}", n.price_per_hour)));
+            return Err(ConfigError::new(
+                "node.price_per_hour",
+                format!("must be 0 or more, got {}", n.price_per_hour),
+            ));
         }
         if n.roles.is_empty() {
             return Err(ConfigError::new("node.roles", "must name at least one of: controller, worker"));
@@ -341,11 +341,7 @@ fn check_host_port(field: &str, addr: &str) -> Result<(), ConfigError> {
     let ok = addr.rsplit_once(':').is_some_and(|(host, port)| {
         !host.is_empty() && !addr.contains("://") && port.parse::<u16>().is_ok_and(|p| p != 0)
     });
-    if ok {
-        Ok(())
-    } else {
-        Err(ConfigError::new(field, format!("`{addr}` is not host:port")))
-    }
+    if ok { Ok(()) } else { Err(ConfigError::new(field, format!("`{addr}` is not host:port"))) }
 }
 
 fn from_figment(err: &figment::Error) -> ConfigError {

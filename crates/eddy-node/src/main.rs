@@ -88,8 +88,9 @@ fn load(command: &Command) -> Result<(NodeConfig, bool), eddy_node::config::Conf
 }
 
 fn init_logging() {
-    let filter = EnvFilter::try_from_env("EDDY_LOG")
-        .unwrap_or_else(|_| EnvFilter::new("info,openraft=error,h2=warn,tower=warn,hyper=warn,fjall=warn,lsm_tree=warn"));
+    let filter = EnvFilter::try_from_env("EDDY_LOG").unwrap_or_else(|_| {
+        EnvFilter::new("info,openraft=error,h2=warn,tower=warn,hyper=warn,fjall=warn,lsm_tree=warn")
+    });
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr).init();
 }

@@ -115,7 +115,8 @@ async fn follow_controllers(
             continue;
         };
         let current = publish.borrow().clone();
-        let request = WatchPartitionMapRequest { after_epoch: current.epoch, after_nodes_version: current.nodes_version };
+        let request =
+            WatchPartitionMapRequest { after_epoch: current.epoch, after_nodes_version: current.nodes_version };
         match ClusterServiceClient::new(channel).watch_partition_map(request).await {
             Ok(stream) => {
                 let mut stream = stream.into_inner();

@@ -97,11 +97,8 @@ fn add_replicas(
     ops: &mut Vec<Operation>,
 ) -> Vec<NodeId> {
     let mut replicas = partition.replicas.clone();
-    let mut zones: BTreeSet<&str> = eligible
-        .iter()
-        .filter(|n| replicas.contains(&n.id()))
-        .map(|n| n.spec.zone.as_str())
-        .collect();
+    let mut zones: BTreeSet<&str> =
+        eligible.iter().filter(|n| replicas.contains(&n.id())).map(|n| n.spec.zone.as_str()).collect();
     while replicas.len() < rf {
         // Prefer a zone the partition does not use yet, then the emptiest
         // node, then the lowest id so that the choice is deterministic.

@@ -1,9 +1,7 @@
 //! Conversions between the wire messages and Eddy's core types, kept in one
 //! place so that both ends of every call agree on them.
 
-use eddy_core::{
-    ClusterMap, ClusterSettings, NodeRecord, NodeSpec, NodeState, PartitionAssignment, Role,
-};
+use eddy_core::{ClusterMap, ClusterSettings, NodeRecord, NodeSpec, NodeState, PartitionAssignment, Role};
 
 use crate::v1;
 

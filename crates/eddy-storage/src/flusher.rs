@@ -28,10 +28,7 @@ impl Flusher {
 
     /// Queues `callback` behind every write already issued.
     pub async fn after_durable(&self, callback: FlushCallback) -> io::Result<()> {
-        self.queue
-            .send(callback)
-            .await
-            .map_err(|_| io::Error::other(crate::StorageError::FlusherStopped))
+        self.queue.send(callback).await.map_err(|_| io::Error::other(crate::StorageError::FlusherStopped))
     }
 
     /// Waits until every write issued so far is durable.

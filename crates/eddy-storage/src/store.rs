@@ -70,10 +70,8 @@ impl Store {
         let logs = db.keyspace("raft_log", small)?;
         let raft_meta = db.keyspace("raft_meta", small)?;
         let node = db.keyspace("node", small)?;
-        let flusher = Flusher::start(db.clone()).map_err(|e| StorageError::Open {
-            path: shown.clone(),
-            source: fjall::Error::Io(e),
-        })?;
+        let flusher = Flusher::start(db.clone())
+            .map_err(|e| StorageError::Open { path: shown.clone(), source: fjall::Error::Io(e) })?;
         Ok(Store { inner: Arc::new(Inner { path, db, logs, raft_meta, node, flusher }) })
     }
 

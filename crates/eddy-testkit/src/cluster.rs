@@ -135,7 +135,8 @@ impl TestCluster {
     }
 
     fn pid(&self, id: u64) -> anyhow::Result<Pid> {
-        let child = self.nodes.get(&id).and_then(|n| n.child.as_ref()).with_context(|| format!("node {id} is not running"))?;
+        let child =
+            self.nodes.get(&id).and_then(|n| n.child.as_ref()).with_context(|| format!("node {id} is not running"))?;
         Ok(Pid::from_raw(i32::try_from(child.id())?))
     }
 
@@ -218,7 +219,10 @@ impl TestCluster {
                 Err(err) => err.to_string(),
             };
             if tokio::time::Instant::now() >= deadline {
-                bail!("timed out after {timeout:?} waiting for {what} (via node {via})\nlast status: {last}\n{}", self.log_tails());
+                bail!(
+                    "timed out after {timeout:?} waiting for {what} (via node {via})\nlast status: {last}\n{}",
+                    self.log_tails()
+                );
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }

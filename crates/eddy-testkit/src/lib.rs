@@ -9,6 +9,6 @@ mod ports;
 mod process;
 
 pub use cluster::{ClusterSpec, TestCluster};
+pub use nix::sys::signal::Signal;
 pub use ports::free_port;
 pub use process::{Bins, tied_command};
-pub use nix::sys::signal::Signal;

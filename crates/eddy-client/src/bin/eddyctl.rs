@@ -104,7 +104,11 @@ fn unhealthy(status: &StatusView, up: usize) -> Option<String> {
         && led == status.partitions.len();
     let leader = status.leader.map_or_else(|| "none".to_owned(), |l| l.to_string());
     (!healthy).then(|| {
-        format!("leader {leader}, {nodes_up}/{} nodes up, {led}/{} partitions led", live.max(up), status.partitions.len())
+        format!(
+            "leader {leader}, {nodes_up}/{} nodes up, {led}/{} partitions led",
+            live.max(up),
+            status.partitions.len()
+        )
     })
 }
 

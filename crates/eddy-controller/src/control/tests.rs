@@ -44,10 +44,7 @@ fn an_uninitialized_cluster_is_initialized_first_and_only() {
     let map = ClusterMap::default();
     let silence = BTreeMap::new();
     let decision = decide(&observe(&map, &silence, true), LIVENESS);
-    assert_eq!(
-        decision.commands,
-        vec![Command::InitCluster { cluster_id: "fresh".into(), settings: SETTINGS }]
-    );
+    assert_eq!(decision.commands, vec![Command::InitCluster { cluster_id: "fresh".into(), settings: SETTINGS }]);
 }
 
 #[test]

@@ -94,9 +94,11 @@ fn out_of_range_values_are_named() {
 
 #[test]
 fn a_controller_must_be_an_initial_member_at_its_own_address() {
-    let err = error_for(&MANIFEST.replace("{ id = 2, addr = \"127.0.0.1:7102\" }", "{ id = 4, addr = \"127.0.0.1:7104\" }"));
+    let err =
+        error_for(&MANIFEST.replace("{ id = 2, addr = \"127.0.0.1:7102\" }", "{ id = 4, addr = \"127.0.0.1:7104\" }"));
     assert_eq!(err.field, "controller.initial_members", "{err}");
-    let err = error_for(&MANIFEST.replace("{ id = 2, addr = \"127.0.0.1:7102\" }", "{ id = 2, addr = \"127.0.0.1:9\" }"));
+    let err =
+        error_for(&MANIFEST.replace("{ id = 2, addr = \"127.0.0.1:7102\" }", "{ id = 2, addr = \"127.0.0.1:9\" }"));
     assert!(err.reason.contains("advertises"), "{err}");
 }
 

@@ -13,7 +13,5 @@ use eddy_core::NodeId;
 use tonic::Status;
 
 fn no_controller_role(node: NodeId) -> Status {
-    Status::failed_precondition(format!(
-        "node {node} has no controller role; send this call to a controller node"
-    ))
+    Status::failed_precondition(format!("node {node} has no controller role; send this call to a controller node"))
 }

@@ -1,8 +1,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 
-use eddy_core::{
-    ClusterMap, ClusterSettings, NodeId, NodeRecord, NodeSpec, NodeState, PartitionTable, Role,
-};
+use eddy_core::{ClusterMap, ClusterSettings, NodeId, NodeRecord, NodeSpec, NodeState, PartitionTable, Role};
 use proptest::prelude::*;
 
 use super::*;
