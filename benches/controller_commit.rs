@@ -4,6 +4,9 @@
 //!
 //! cargo bench --bench controller_commit
 
+// A benchmark that cannot set up its cluster must stop, loudly.
+#![allow(clippy::expect_used)]
+
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};

@@ -7,18 +7,14 @@ use std::time::Duration;
 
 use eddy_client::view::StatusView;
 use eddy_proto::meta;
-use eddy_proto::v1::controller_service_client::ControllerServiceClient;
-use eddy_proto::v1::{HeartbeatRequest, NodeSpec, RegisterNodeRequest};
-use eddy_testkit::{ClusterSpec, TestCluster, bins};
+use eddy_proto::v1::HeartbeatRequest;
+use eddy_testkit::{ClusterSpec, TestCluster, bins, controller_client, re_registration};
 use tonic::metadata::MetadataValue;
 
 const SETTLE: Duration = Duration::from_secs(60);
 
 fn healthy(status: &StatusView, nodes: usize) -> bool {
-    status.leader.is_some()
-        && status.nodes.iter().filter(|n| n.state == "up").count() == nodes
-        && status.partitions.len() == 16
-        && status.partitions.iter().all(|p| p.leader.is_some())
+    eddy_testkit::healthy(status, nodes) && status.partitions.len() == 16
 }
 
 async fn formed() -> anyhow::Result<(TestCluster, StatusView)> {
@@ -65,21 +61,10 @@ async fn a_request_sent_to_a_follower_is_forwarded_or_answered_with_the_leader()
     assert_eq!(seen.leader_addr.as_deref(), Some(leader_addr.as_str()));
     assert_eq!(seen.served_by, follower);
 
-    let channel =
-        tonic::transport::Endpoint::from_shared(format!("http://{}", cluster.endpoint(follower)?))?.connect().await?;
-    let mut client = ControllerServiceClient::new(channel);
+    let mut client = controller_client(&cluster.endpoint(follower)?).await?;
     // A write sent to a follower is forwarded to the leader and answered.
     let me = status.node(follower).expect("follower registered");
-    let spec = NodeSpec {
-        id: me.id,
-        addr: me.addr.clone(),
-        zone: me.zone.clone(),
-        capacity_cores: me.capacity_cores,
-        price_per_hour: me.price_per_hour,
-        roles: me.roles.clone(),
-    };
-    let answer =
-        client.register_node(RegisterNodeRequest { node: Some(spec), cluster_id: String::new() }).await?.into_inner();
+    let answer = client.register_node(re_registration(me)).await?.into_inner();
     assert_eq!(Some(answer.cluster_id), status.cluster_id);
     // A call that may not be forwarded again is answered "not leader" with the leader.
     let mut request = tonic::Request::new(HeartbeatRequest { node_id: follower, cluster_id: String::new() });
@@ -96,7 +81,22 @@ async fn a_request_sent_to_a_follower_is_forwarded_or_answered_with_the_leader()
 #[tokio::test]
 async fn a_joining_worker_is_registered_with_its_zone_and_price() -> anyhow::Result<()> {
     let (mut cluster, before) = formed().await?;
+    let mut watch = cluster.client_of(2)?.watch_partition_map(0).await?;
+    let first = watch.message().await?.expect("the stream starts with the current map");
+    assert_eq!(first.epoch, before.epoch);
+    assert_eq!(first.nodes.len(), 3);
     cluster.add_worker(4, "zone-d", 0.42)?;
+    // The watcher hears of the new node without asking again.
+    let heard = tokio::time::timeout(SETTLE, async {
+        while let Some(map) = watch.message().await? {
+            if map.nodes.iter().any(|n| n.id == 4) {
+                return anyhow::Ok(map);
+            }
+        }
+        anyhow::bail!("the watch stream ended")
+    })
+    .await??;
+    assert!(heard.nodes_version > first.nodes_version);
     let joined = |s: &StatusView| {
         s.node(4).is_some_and(|n| n.state == "up" && n.zone == "zone-d" && (n.price_per_hour - 0.42).abs() < 1e-9)
     };

@@ -12,3 +12,7 @@ pub use cluster::{ClusterSpec, TestCluster};
 pub use nix::sys::signal::Signal;
 pub use ports::free_port;
 pub use process::{Bins, tied_command};
+
+mod checks;
+
+pub use checks::{controller_client, healthy, re_registration};

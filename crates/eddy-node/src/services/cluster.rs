@@ -40,8 +40,15 @@ impl ClusterService for ClusterApi {
         &self,
         _request: Request<GetPartitionMapRequest>,
     ) -> Result<Response<v1::PartitionMap>, Status> {
-        let map = self.meta.partition_maps().borrow().as_ref().clone();
-        Ok(Response::new(map))
+        let map = self.meta.partition_maps().borrow().clone();
+        if map.settings.is_none() {
+            return Err(Status::unavailable(format!(
+                "node {} does not know the partition map yet: the cluster is not bootstrapped, \
+                 or this node has not heard from a controller; retry shortly",
+                self.node_id
+            )));
+        }
+        Ok(Response::new(map.as_ref().clone()))
     }
 
     type WatchPartitionMapStream = MapStream;
@@ -59,7 +66,8 @@ impl ClusterService for ClusterApi {
             loop {
                 let map = maps.borrow_and_update().clone();
                 let version = (map.epoch, map.nodes_version);
-                if first || version != sent {
+                // A map without settings is no map yet: wait for a real one.
+                if map.settings.is_some() && (first || version != sent) {
                     first = false;
                     sent = version;
                     if send.send(Ok(map.as_ref().clone())).await.is_err() {

@@ -1,0 +1,35 @@
+//! Small things many cluster tests need: a health predicate and raw calls
+//! to the controller API.
+
+use eddy_client::view::{NodeView, StatusView};
+use eddy_proto::v1::controller_service_client::ControllerServiceClient;
+use eddy_proto::v1::{NodeSpec, RegisterNodeRequest};
+use tonic::transport::Channel;
+
+/// A leader, exactly `up` nodes up, and every partition led.
+pub fn healthy(status: &StatusView, up: usize) -> bool {
+    status.leader.is_some()
+        && status.nodes.iter().filter(|n| n.state == "up").count() == up
+        && !status.partitions.is_empty()
+        && status.partitions.iter().all(|p| p.leader.is_some())
+}
+
+/// The request a node sends to register itself as it is registered now;
+/// committing it changes nothing but still appends to the controller log.
+pub fn re_registration(node: &NodeView) -> RegisterNodeRequest {
+    let spec = NodeSpec {
+        id: node.id,
+        addr: node.addr.clone(),
+        zone: node.zone.clone(),
+        capacity_cores: node.capacity_cores,
+        price_per_hour: node.price_per_hour,
+        roles: node.roles.clone(),
+    };
+    RegisterNodeRequest { node: Some(spec), cluster_id: String::new() }
+}
+
+/// A connected client of the controller API on `addr`.
+pub async fn controller_client(addr: &str) -> anyhow::Result<ControllerServiceClient<Channel>> {
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?.connect().await?;
+    Ok(ControllerServiceClient::new(channel))
+}
