@@ -65,7 +65,7 @@ impl<C> RaftLogStore<C> {
         Ok(keys.map(|g| g.key()).collect::<Result<Vec<_>, _>>()?)
     }
 
-    fn remove_keys(&self, keys: Vec<fjall::UserKey>, purged: Option<Vec<u8>>) -> Result<(), StorageError> {
+    async fn remove_keys(&self, keys: Vec<fjall::UserKey>, purged: Option<Vec<u8>>) -> Result<(), StorageError> {
         let mut batch = self.store.db().batch();
         if let Some(purged) = purged {
             batch.insert(self.store.raft_meta(), meta_key(self.group, MetaKey::LastPurged), purged);
@@ -73,8 +73,7 @@ impl<C> RaftLogStore<C> {
         for key in keys {
             batch.remove(self.store.logs(), key);
         }
-        batch.commit()?;
-        Ok(())
+        self.store.commit(batch).await
     }
 
     fn get_meta<T: DeserializeOwned>(&self, key: MetaKey) -> Result<Option<T>, StorageError> {
@@ -82,11 +81,10 @@ impl<C> RaftLogStore<C> {
         raw.map(|bytes| decode(&bytes, &format!("group {} {key:?}", self.group))).transpose()
     }
 
-    fn put_meta<T: Serialize>(&self, key: MetaKey, value: &T) -> Result<(), StorageError> {
+    async fn put_meta<T: Serialize>(&self, key: MetaKey, value: &T) -> Result<(), StorageError> {
         let mut batch = self.store.db().batch();
         batch.insert(self.store.raft_meta(), meta_key(self.group, key), encode(value)?);
-        batch.commit()?;
-        Ok(())
+        self.store.commit(batch).await
     }
 }
 
@@ -149,14 +147,14 @@ impl<C: RaftTypeConfig> RaftLogStorage<C> for RaftLogStore<C> {
     }
 
     async fn save_vote(&mut self, vote: &VoteOf<C>) -> Result<(), io::Error> {
-        self.put_meta(MetaKey::Vote, vote)?;
+        self.put_meta(MetaKey::Vote, vote).await?;
         self.store.sync().await
     }
 
     async fn save_committed(&mut self, committed: Option<LogIdOf<C>>) -> Result<(), io::Error> {
         // Not synced: the next append's fsync carries it, and a committed id
         // that lags after a crash only means replaying a little more.
-        self.put_meta(MetaKey::Committed, &committed)?;
+        self.put_meta(MetaKey::Committed, &committed).await?;
         Ok(())
     }
 
@@ -173,7 +171,7 @@ impl<C: RaftTypeConfig> RaftLogStorage<C> for RaftLogStore<C> {
         for entry in entries {
             batch.insert(self.store.logs(), log_key(self.group, entry.index()), encode(&entry)?);
         }
-        batch.commit().map_err(StorageError::from)?;
+        self.store.commit(batch).await?;
         self.store.after_durable(Box::new(move |result| callback.io_completed(result))).await
     }
 
@@ -182,7 +180,7 @@ impl<C: RaftTypeConfig> RaftLogStorage<C> for RaftLogStore<C> {
             Some(id) => self.keys_in((Bound::Excluded(id.index), Bound::Unbounded))?,
             None => self.keys_in(..)?,
         };
-        self.remove_keys(keys, None)?;
+        self.remove_keys(keys, None).await?;
         Ok(())
     }
 
@@ -190,7 +188,7 @@ impl<C: RaftTypeConfig> RaftLogStorage<C> for RaftLogStore<C> {
         let keys = self.keys_in(..=log_id.index)?;
         // The purged id and the deletions land in one atomic batch, so no
         // restart sees a hole without knowing it was purged.
-        self.remove_keys(keys, Some(encode(&log_id)?))?;
+        self.remove_keys(keys, Some(encode(&log_id)?)).await?;
         Ok(())
     }
 }

@@ -91,6 +91,16 @@ impl Store {
         &self.inner.raft_meta
     }
 
+    /// Commits `batch` off the async runtime: a commit waits for fjall's
+    /// journal, which an fsync in progress holds, and must not stall the
+    /// runtime's threads meanwhile.
+    pub(crate) async fn commit(&self, batch: fjall::OwnedWriteBatch) -> Result<(), StorageError> {
+        tokio::task::spawn_blocking(move || batch.commit())
+            .await
+            .map_err(|e| StorageError::Engine(fjall::Error::Io(std::io::Error::other(e))))??;
+        Ok(())
+    }
+
     /// Runs `callback` once every write issued so far is durable.
     pub(crate) async fn after_durable(&self, callback: FlushCallback) -> std::io::Result<()> {
         self.inner.flusher.after_durable(callback).await
@@ -111,7 +121,7 @@ impl Store {
     pub async fn put_node_value(&self, key: &str, value: &[u8]) -> Result<(), StorageError> {
         let mut batch = self.inner.db.batch();
         batch.insert(&self.inner.node, key.as_bytes(), value);
-        batch.commit()?;
+        self.commit(batch).await?;
         self.sync().await.map_err(|e| StorageError::Engine(fjall::Error::Io(e)))
     }
 
@@ -124,7 +134,7 @@ impl Store {
     pub async fn put_snapshot(&self, group: u64, bytes: &[u8]) -> Result<(), StorageError> {
         let mut batch = self.inner.db.batch();
         batch.insert(&self.inner.raft_meta, meta_key(group, MetaKey::Snapshot), bytes);
-        batch.commit()?;
+        self.commit(batch).await?;
         self.sync().await.map_err(|e| StorageError::Engine(fjall::Error::Io(e)))
     }
 }
