@@ -87,6 +87,19 @@ impl ClusterClient {
         StatusView::from_wire(status).map_err(ClientError::Malformed)
     }
 
+    /// The status as the controller leader answers it: current, unlike a
+    /// follower's or a restarted node's view, which may lag.
+    pub async fn leader_status(&self) -> Result<StatusView, ClientError> {
+        let status = self.status().await?;
+        if status.confirmed_leader {
+            return Ok(status);
+        }
+        let Some(addr) = status.leader_addr.as_deref().filter(|_| status.leader != Some(status.served_by)) else {
+            return Ok(status);
+        };
+        ClusterClient::new(&[addr.to_owned()], self.timeout)?.status().await
+    }
+
     pub async fn partition_map(&self) -> Result<v1::PartitionMap, ClientError> {
         self.call(|mut c| async move { c.get_partition_map(GetPartitionMapRequest {}).await }).await
     }

@@ -14,6 +14,8 @@ pub struct StatusView {
     pub term: u64,
     pub voters: Vec<u64>,
     pub served_by: u64,
+    /// The answering node is the leader and its lease holds: the view is current.
+    pub confirmed_leader: bool,
     pub epoch: u64,
     pub nodes_version: u64,
     pub settings: Option<SettingsView>,
@@ -115,6 +117,7 @@ impl StatusView {
             term: status.term,
             voters: status.voters,
             served_by: status.served_by,
+            confirmed_leader: status.confirmed_leader,
             epoch: map.epoch,
             nodes_version: map.nodes_version,
             settings: map.settings,

@@ -8,13 +8,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use eddy_core::{ClusterMap, ClusterSettings, NodeId};
 use eddy_placement::{InitialPlacer, Placer, Snapshot};
 use openraft::ServerState;
 use openraft::async_runtime::WatchReceiver;
 use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
 
 use crate::liveness::{self, LivenessConfig, Silence};
 use crate::network::ControllerRaft;
@@ -97,13 +98,18 @@ impl LeaderTerm {
         }
     }
 
+    fn hear(&mut self, node: NodeId, at: Instant) {
+        let last = self.last_heard.entry(node).or_insert(at);
+        *last = (*last).max(at);
+    }
+
     fn silences(&self, map: &ClusterMap, now: Instant) -> BTreeMap<NodeId, Silence> {
         map.nodes
             .keys()
             .map(|id| {
                 let silence = match self.last_heard.get(id) {
-                    Some(at) => Silence::Heard(millis(now - *at)),
-                    None => Silence::NotYet(millis(now - self.since)),
+                    Some(at) => Silence::Heard(millis(now.saturating_duration_since(*at))),
+                    None => Silence::NotYet(millis(now.saturating_duration_since(self.since))),
                 };
                 (*id, silence)
             })
@@ -130,7 +136,8 @@ pub(crate) fn wall_clock_ms() -> u64 {
 pub struct ControlLoop {
     pub raft: ControllerRaft,
     pub map: watch::Receiver<Arc<ClusterMap>>,
-    pub heartbeats: mpsc::Receiver<NodeId>,
+    /// Heartbeats, stamped when the controller received them.
+    pub heartbeats: mpsc::Receiver<(NodeId, Instant)>,
     pub config: ControlConfig,
 }
 
@@ -141,15 +148,23 @@ impl ControlLoop {
         let mut leading: Option<LeaderTerm> = None;
         loop {
             tokio::select! {
+                biased;
                 heard = self.heartbeats.recv() => match heard {
-                    Some(node) => {
+                    Some((node, at)) => {
                         if let Some(term) = leading.as_mut() {
-                            term.last_heard.insert(node, Instant::now());
+                            term.hear(node, at);
                         }
                     }
                     None => return,
                 },
                 _ = tick.tick() => {
+                    // Heartbeats that queued up during a slow step count
+                    // before any silence is judged.
+                    while let Ok((node, at)) = self.heartbeats.try_recv() {
+                        if let Some(term) = leading.as_mut() {
+                            term.hear(node, at);
+                        }
+                    }
                     let metrics = self.raft.metrics().borrow_watched().clone();
                     if metrics.state != ServerState::Leader {
                         leading = None;

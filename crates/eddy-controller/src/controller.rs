@@ -16,11 +16,12 @@ use openraft::errors::{ClientWriteError, InitializeError, RaftError};
 use openraft::{ServerState, SnapshotPolicy};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
 use crate::ControllerError;
 use crate::control::{ControlConfig, ControlLoop};
-use crate::network::{ControllerRaft, GrpcNetwork};
-use crate::sm::ControllerStateMachine;
+use crate::network::{ControllerRaft, GrpcNetwork, RaftReceiver};
+use crate::sm::{ClusterIdentity, ControllerStateMachine};
 use crate::types::{CONTROLLER_GROUP, Command, CommandResponse, Outcome, RaftNode};
 
 #[derive(Debug, Clone)]
@@ -43,6 +44,8 @@ pub struct ControllerStatus {
     pub voters: Vec<NodeId>,
     pub map: Arc<ClusterMap>,
     pub log: LogPositions,
+    /// This node leads and a quorum acknowledged it within the lease.
+    pub confirmed_leader: bool,
 }
 
 /// Where this replica's Raft log stands (0 for "none").
@@ -68,8 +71,12 @@ pub struct Controller {
     id: NodeId,
     raft: ControllerRaft,
     map: watch::Receiver<Arc<ClusterMap>>,
-    heartbeats: mpsc::Sender<NodeId>,
+    identity: ClusterIdentity,
+    heartbeats: mpsc::Sender<(NodeId, Instant)>,
     initial_members: BTreeMap<NodeId, RaftNode>,
+    auto_bootstrap: bool,
+    /// How long a leader keeps acting on its last quorum acknowledgement.
+    lease: Duration,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -80,8 +87,9 @@ impl Controller {
         channels: PeerChannels,
     ) -> Result<Self, ControllerError> {
         let raft_config = raft_config(&config)?;
-        let (sm, map) = ControllerStateMachine::open(store.clone())?;
-        let network = GrpcNetwork::new(CONTROLLER_GROUP, channels.clone());
+        let identity = ClusterIdentity::default();
+        let (sm, map) = ControllerStateMachine::open(store.clone(), identity.clone())?;
+        let network = GrpcNetwork::new(CONTROLLER_GROUP, channels.clone(), identity.clone());
         let log = RaftLogStore::new(store, CONTROLLER_GROUP);
         let raft = ControllerRaft::new(config.node_id, raft_config, network, log, sm)
             .await
@@ -94,11 +102,41 @@ impl Controller {
         if config.auto_bootstrap && lowest == Some(config.node_id) {
             tasks.push(tokio::spawn(auto_bootstrap(raft.clone(), config.clone(), channels)));
         }
-        Ok(Controller { id: config.node_id, raft, map, heartbeats, initial_members: config.initial_members, tasks })
+        Ok(Controller {
+            id: config.node_id,
+            raft,
+            map,
+            identity,
+            heartbeats,
+            initial_members: config.initial_members,
+            auto_bootstrap: config.auto_bootstrap,
+            lease: config.election_timeout_min,
+            tasks,
+        })
     }
 
     pub fn raft(&self) -> &ControllerRaft {
         &self.raft
+    }
+
+    /// The receiving end of this controller's Raft transport.
+    pub fn raft_receiver(&self) -> RaftReceiver<'_> {
+        RaftReceiver { raft: &self.raft, identity: &self.identity }
+    }
+
+    /// Resolves with the reason once the controller's Raft has stopped for
+    /// good (a storage failure); the node cannot serve as a voter after that.
+    pub async fn stopped(&self) -> String {
+        let mut metrics = self.raft.metrics();
+        loop {
+            let state = metrics.borrow_watched().running_state.clone();
+            if let Err(fatal) = state {
+                return fatal.to_string();
+            }
+            if metrics.changed().await.is_err() {
+                return "the controller's raft has shut down".to_owned();
+            }
+        }
     }
 
     pub fn map(&self) -> Arc<ClusterMap> {
@@ -121,6 +159,7 @@ impl Controller {
             term: metrics.current_term,
             voters: membership.voter_ids().collect(),
             map: self.map(),
+            confirmed_leader: metrics.state == ServerState::Leader && self.lease_held(&metrics),
             log: LogPositions {
                 last_log_index: metrics.last_log_index.unwrap_or(0),
                 last_applied_index: metrics.last_applied.as_ref().map_or(0, |id| id.index),
@@ -130,11 +169,17 @@ impl Controller {
         }
     }
 
-    /// Ok when this node leads the controller; otherwise who does.
+    fn lease_held(&self, metrics: &openraft::RaftMetrics<crate::types::ControllerTypes>) -> bool {
+        metrics.last_quorum_acked.as_ref().is_some_and(|at| openraft::Instant::elapsed(&**at) < self.lease)
+    }
+
+    /// Ok when this node leads the controller and a quorum acknowledged it
+    /// recently; otherwise who leads. A leader cut off from the other voters
+    /// stays leader in its own eyes, so the acknowledgement is what counts.
     fn ensure_leader(&self) -> Result<(), ControllerError> {
         let metrics = self.raft.metrics().borrow_watched().clone();
         if metrics.state == ServerState::Leader {
-            return Ok(());
+            return if self.lease_held(&metrics) { Ok(()) } else { Err(ControllerError::NoLeader) };
         }
         match self.status().leader {
             Some((leader_id, leader_addr)) if leader_id != self.id => {
@@ -174,7 +219,7 @@ impl Controller {
         self.check_cluster(spec.id, cluster_id)?;
         let id = spec.id;
         self.write(Command::RegisterNode { spec, at_ms: crate::control::wall_clock_ms() }).await?;
-        let _ = self.heartbeats.try_send(id);
+        let _ = self.heartbeats.try_send((id, Instant::now()));
         let map = self.map();
         let state = map.nodes.get(&id).map_or(NodeState::Up, |n| n.state);
         Ok((map.cluster_id.clone().unwrap_or_default(), state))
@@ -184,7 +229,7 @@ impl Controller {
     fn check_cluster(&self, node: NodeId, cluster_id: &str) -> Result<(), ControllerError> {
         let map = self.map();
         let Some(cluster) = &map.cluster_id else {
-            return Err(ControllerError::NotInitialized);
+            return Err(self.not_initialized());
         };
         if !cluster_id.is_empty() && cluster_id != cluster {
             return Err(ControllerError::WrongCluster {
@@ -196,6 +241,20 @@ impl Controller {
         Ok(())
     }
 
+    fn not_initialized(&self) -> ControllerError {
+        let bootstrapper = self.initial_members.iter().next();
+        let how = match bootstrapper {
+            Some((id, node)) if self.auto_bootstrap => {
+                format!(
+                    "node {id} ({}) bootstraps it when it starts; start it, or run `eddyctl bootstrap` against any controller",
+                    node.addr
+                )
+            }
+            _ => "run `eddyctl bootstrap` once against any controller".to_owned(),
+        };
+        ControllerError::NotInitialized { how }
+    }
+
     /// Records a heartbeat; the control loop turns silences into state changes.
     pub fn heartbeat(&self, node: NodeId, cluster_id: &str) -> Result<HeartbeatAnswer, ControllerError> {
         self.ensure_leader()?;
@@ -204,7 +263,7 @@ impl Controller {
         let state = map.nodes.get(&node).map(|n| n.state);
         if state.is_some() {
             // A full queue only delays noticing this heartbeat until the next.
-            let _ = self.heartbeats.try_send(node);
+            let _ = self.heartbeats.try_send((node, Instant::now()));
         }
         Ok(HeartbeatAnswer { state, epoch: map.table.epoch })
     }

@@ -8,10 +8,8 @@ pub enum ControllerError {
     NotLeader { leader_id: NodeId, leader_addr: String },
     #[error("no controller leader is elected yet; retry shortly")]
     NoLeader,
-    #[error(
-        "the cluster is not bootstrapped yet; retry shortly, or run `eddyctl bootstrap` once if controller.auto_bootstrap is off"
-    )]
-    NotInitialized,
+    #[error("the cluster is not bootstrapped yet: {how}")]
+    NotInitialized { how: String },
     #[error("the cluster is already bootstrapped{}; nothing was changed", cluster_suffix(.cluster_id))]
     AlreadyBootstrapped { cluster_id: Option<String> },
     #[error(
@@ -22,9 +20,11 @@ pub enum ControllerError {
     Refused(String),
     #[error("invalid request: {0}")]
     InvalidArgument(String),
-    #[error("timed out waiting for the controller to commit; retry")]
+    #[error(
+        "timed out waiting for the controller to commit; a majority of controller voters may be down or unreachable (check `eddyctl status`)"
+    )]
     Timeout,
-    #[error("the controller has stopped: {0}")]
+    #[error("the controller has stopped: {0}; restart this eddyd and see its log")]
     Stopped(String),
     #[error(transparent)]
     Storage(#[from] eddy_storage::StorageError),

@@ -18,7 +18,7 @@ use openraft::type_config::alias::{SnapshotMetaOf, SnapshotOf, VoteOf};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::sm::ControllerStateMachine;
+use crate::sm::{ClusterIdentity, ControllerStateMachine};
 use crate::types::{ControllerTypes as C, RaftNode};
 
 pub type ControllerRaft = openraft::Raft<C, ControllerStateMachine>;
@@ -28,11 +28,12 @@ pub type ControllerRaft = openraft::Raft<C, ControllerStateMachine>;
 pub struct GrpcNetwork {
     group: u64,
     channels: PeerChannels,
+    identity: ClusterIdentity,
 }
 
 impl GrpcNetwork {
-    pub fn new(group: u64, channels: PeerChannels) -> Self {
-        GrpcNetwork { group, channels }
+    pub fn new(group: u64, channels: PeerChannels, identity: ClusterIdentity) -> Self {
+        GrpcNetwork { group, channels, identity }
     }
 }
 
@@ -40,7 +41,13 @@ impl RaftNetworkFactory<C> for GrpcNetwork {
     type Network = GrpcPeer;
 
     async fn new_client(&mut self, target: u64, node: &RaftNode) -> Self::Network {
-        GrpcPeer { group: self.group, target, addr: node.addr.clone(), channels: self.channels.clone() }
+        GrpcPeer {
+            group: self.group,
+            target,
+            addr: node.addr.clone(),
+            channels: self.channels.clone(),
+            identity: self.identity.clone(),
+        }
     }
 }
 
@@ -49,6 +56,7 @@ pub struct GrpcPeer {
     target: u64,
     addr: String,
     channels: PeerChannels,
+    identity: ClusterIdentity,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -65,7 +73,8 @@ impl GrpcPeer {
         let mut client = RaftServiceClient::new(channel)
             .max_decoding_message_size(RAFT_MAX_MESSAGE_BYTES)
             .max_encoding_message_size(RAFT_MAX_MESSAGE_BYTES);
-        let request = RaftRequest { group: self.group, payload };
+        let cluster = self.identity.get().cloned().unwrap_or_default();
+        let request = RaftRequest { group: self.group, payload, cluster };
         let call = async {
             match rpc {
                 Rpc::Append => client.append_entries(request).await,
@@ -141,9 +150,22 @@ impl RaftNetworkV2<C> for GrpcPeer {
 /// The receiving side: turns an encoded request into Raft's encoded answer.
 pub struct RaftReceiver<'a> {
     pub raft: &'a ControllerRaft,
+    pub identity: &'a ClusterIdentity,
 }
 
 impl RaftReceiver<'_> {
+    /// Refuses a message from a member of another cluster (a stale process
+    /// on a reused address, or overlapping manifests).
+    pub fn check_cluster(&self, sender_cluster: &str) -> Result<(), String> {
+        match self.identity.get() {
+            Some(mine) if !sender_cluster.is_empty() && mine != sender_cluster => Err(format!(
+                "raft message from cluster {sender_cluster}, but this node belongs to cluster {mine}; \
+                 check that no node of another cluster runs at this address"
+            )),
+            _ => Ok(()),
+        }
+    }
+
     pub async fn append_entries(&self, payload: &[u8]) -> RaftReply {
         match postcard::from_bytes::<AppendEntriesRequest<C>>(payload) {
             Ok(rpc) => reply(self.raft.append_entries(rpc).await),

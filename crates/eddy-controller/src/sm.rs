@@ -5,10 +5,11 @@
 //! (restart re-applies committed entries after the last snapshot) and from
 //! snapshots, which are written durably before they replace the log.
 //! Every applied batch publishes the new map to a watch channel that the
-//! node's services and the control loop read.
+//! node's services and the control loop read, before the batch's writers
+//! are answered, so a writer always reads its own write.
 
 use std::io;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use eddy_core::ClusterMap;
 use eddy_storage::Store;
@@ -17,12 +18,16 @@ use openraft::storage::{EntryResponder, RaftSnapshotBuilder, RaftStateMachine};
 use openraft::type_config::alias::{LogIdOf, SnapshotMetaOf, SnapshotOf, StoredMembershipOf};
 use openraft::{EntryPayload, OptionalSend};
 use serde::{Deserialize, Serialize};
-use tokio::sync::watch;
+use tokio::sync::{Mutex, watch};
 
 use crate::state;
-use crate::types::{CONTROLLER_GROUP, CommandResponse, ControllerTypes as C};
+use crate::types::{CONTROLLER_GROUP, CommandResponse, ControllerTypes as C, Outcome};
 
 type Snapshot = SnapshotOf<C, Vec<u8>>;
+
+/// The id of the cluster this replica belongs to, once it is known. Raft
+/// messages carry it so that a node never takes entries from another cluster.
+pub type ClusterIdentity = Arc<OnceLock<String>>;
 
 /// A snapshot as kept on disk: Raft's metadata and the encoded map.
 #[derive(Serialize, Deserialize)]
@@ -31,45 +36,86 @@ struct StoredSnapshot {
     data: Vec<u8>,
 }
 
-pub struct ControllerStateMachine {
+/// The one snapshot slot of the controller group. A snapshot built here
+/// and one installed from the leader can race; the slot only moves forward,
+/// so an older snapshot never replaces a newer one whose log is purged.
+#[derive(Clone)]
+struct SnapshotSlot {
     store: Store,
-    map: ClusterMap,
-    last_applied: Option<LogIdOf<C>>,
-    membership: StoredMembershipOf<C>,
-    publish: watch::Sender<Arc<ClusterMap>>,
+    writing: Arc<Mutex<()>>,
 }
 
-impl ControllerStateMachine {
-    /// Restores the state from the latest snapshot on disk; Raft then
-    /// re-applies the committed entries that follow it.
-    pub fn open(store: Store) -> io::Result<(Self, watch::Receiver<Arc<ClusterMap>>)> {
-        let mut sm = ControllerStateMachine {
-            store,
-            map: ClusterMap::default(),
-            last_applied: None,
-            membership: StoredMembershipOf::<C>::default(),
-            publish: watch::channel(Arc::new(ClusterMap::default())).0,
-        };
-        if let Some(stored) = sm.load_snapshot()? {
-            sm.restore(&stored)?;
-        }
-        let receiver = sm.publish.subscribe();
-        Ok((sm, receiver))
-    }
-
-    fn load_snapshot(&self) -> io::Result<Option<StoredSnapshot>> {
+impl SnapshotSlot {
+    fn load(&self) -> io::Result<Option<StoredSnapshot>> {
         let Some(bytes) = self.store.snapshot(CONTROLLER_GROUP)? else {
             return Ok(None);
         };
         postcard::from_bytes(&bytes).map(Some).map_err(|e| corrupt("controller snapshot", &e))
     }
 
+    /// Writes `snapshot` durably unless the slot already holds a newer one.
+    async fn save(&self, snapshot: &StoredSnapshot) -> io::Result<bool> {
+        let _writing = self.writing.lock().await;
+        if let Some(current) = self.load()?
+            && current.meta.last_log_id >= snapshot.meta.last_log_id
+        {
+            return Ok(false);
+        }
+        let bytes = postcard::to_allocvec(snapshot).map_err(|e| corrupt("encode snapshot", &e))?;
+        self.store.put_snapshot(CONTROLLER_GROUP, &bytes).await?;
+        Ok(true)
+    }
+}
+
+pub struct ControllerStateMachine {
+    slot: SnapshotSlot,
+    map: ClusterMap,
+    last_applied: Option<LogIdOf<C>>,
+    membership: StoredMembershipOf<C>,
+    publish: watch::Sender<Arc<ClusterMap>>,
+    identity: ClusterIdentity,
+}
+
+impl ControllerStateMachine {
+    /// Restores the state from the latest snapshot on disk; Raft then
+    /// re-applies the committed entries that follow it.
+    pub fn open(store: Store, identity: ClusterIdentity) -> io::Result<(Self, watch::Receiver<Arc<ClusterMap>>)> {
+        let mut sm = ControllerStateMachine {
+            slot: SnapshotSlot { store, writing: Arc::new(Mutex::new(())) },
+            map: ClusterMap::default(),
+            last_applied: None,
+            membership: StoredMembershipOf::<C>::default(),
+            publish: watch::channel(Arc::new(ClusterMap::default())).0,
+            identity,
+        };
+        if let Some(stored) = sm.slot.load()? {
+            sm.restore(&stored)?;
+        }
+        let receiver = sm.publish.subscribe();
+        Ok((sm, receiver))
+    }
+
     fn restore(&mut self, stored: &StoredSnapshot) -> io::Result<()> {
         self.map = postcard::from_bytes(&stored.data).map_err(|e| corrupt("controller snapshot data", &e))?;
         self.last_applied = stored.meta.last_log_id;
         self.membership = stored.meta.last_membership.clone();
-        self.publish.send_replace(Arc::new(self.map.clone()));
+        self.publish_map();
         Ok(())
+    }
+
+    fn publish_map(&self) {
+        if let Some(id) = &self.map.cluster_id {
+            let _ = self.identity.set(id.clone());
+        }
+        self.publish.send_replace(Arc::new(self.map.clone()));
+    }
+
+    fn response(&self) -> CommandResponse {
+        CommandResponse {
+            outcome: Outcome::Unchanged,
+            epoch: self.map.table.epoch,
+            nodes_version: self.map.nodes_version,
+        }
     }
 }
 
@@ -80,7 +126,7 @@ fn corrupt(what: &str, err: &postcard::Error) -> io::Error {
 /// Builds a snapshot from the state captured when the builder was made, so
 /// it is consistent even while applying goes on.
 pub struct ControllerSnapshotBuilder {
-    store: Store,
+    slot: SnapshotSlot,
     meta: SnapshotMetaOf<C>,
     map: ClusterMap,
 }
@@ -91,9 +137,8 @@ impl RaftSnapshotBuilder<C> for ControllerSnapshotBuilder {
     async fn build_snapshot(&mut self) -> Result<Snapshot, io::Error> {
         let data = postcard::to_allocvec(&self.map).map_err(|e| corrupt("encode map", &e))?;
         let stored = StoredSnapshot { meta: self.meta.clone(), data };
-        let bytes = postcard::to_allocvec(&stored).map_err(|e| corrupt("encode snapshot", &e))?;
-        self.store.put_snapshot(CONTROLLER_GROUP, &bytes).await?;
-        tracing::debug!(last_log = ?stored.meta.last_log_id, bytes = bytes.len(), "controller snapshot written");
+        let written = self.slot.save(&stored).await?;
+        tracing::debug!(last_log = ?stored.meta.last_log_id, written, "controller snapshot built");
         Ok(Snapshot { meta: stored.meta, snapshot: stored.data })
     }
 }
@@ -111,6 +156,7 @@ impl RaftStateMachine<C> for ControllerStateMachine {
         S: Stream<Item = Result<EntryResponder<C>, io::Error>> + Unpin + OptionalSend,
     {
         let before = (self.map.table.epoch, self.map.nodes_version, self.map.cluster_id.is_some());
+        let mut answers = Vec::new();
         while let Some((entry, responder)) = entries.try_next().await? {
             let response = match &entry.payload {
                 EntryPayload::Blank => self.response(),
@@ -126,18 +172,21 @@ impl RaftStateMachine<C> for ControllerStateMachine {
             };
             self.last_applied = Some(entry.log_id);
             if let Some(responder) = responder {
-                responder.send(response);
+                answers.push((responder, response));
             }
         }
         if before != (self.map.table.epoch, self.map.nodes_version, self.map.cluster_id.is_some()) {
-            self.publish.send_replace(Arc::new(self.map.clone()));
+            self.publish_map();
+        }
+        for (responder, response) in answers {
+            responder.send(response);
         }
         Ok(())
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
         ControllerSnapshotBuilder {
-            store: self.store.clone(),
+            slot: self.slot.clone(),
             meta: SnapshotMetaOf::<C> { last_log_id: self.last_applied, last_membership: self.membership.clone() },
             map: self.map.clone(),
         }
@@ -145,24 +194,13 @@ impl RaftStateMachine<C> for ControllerStateMachine {
 
     async fn install_snapshot(&mut self, meta: &SnapshotMetaOf<C>, snapshot: Vec<u8>) -> Result<(), io::Error> {
         let stored = StoredSnapshot { meta: meta.clone(), data: snapshot };
-        let bytes = postcard::to_allocvec(&stored).map_err(|e| corrupt("encode snapshot", &e))?;
+        self.slot.save(&stored).await?;
         self.restore(&stored)?;
-        self.store.put_snapshot(CONTROLLER_GROUP, &bytes).await?;
         tracing::info!(last_log = ?meta.last_log_id, "controller snapshot installed");
         Ok(())
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, io::Error> {
-        Ok(self.load_snapshot()?.map(|s| Snapshot { meta: s.meta, snapshot: s.data }))
-    }
-}
-
-impl ControllerStateMachine {
-    fn response(&self) -> CommandResponse {
-        CommandResponse {
-            outcome: crate::types::Outcome::Unchanged,
-            epoch: self.map.table.epoch,
-            nodes_version: self.map.nodes_version,
-        }
+        Ok(self.slot.load()?.map(|s| Snapshot { meta: s.meta, snapshot: s.data }))
     }
 }

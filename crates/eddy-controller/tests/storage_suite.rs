@@ -18,7 +18,7 @@ impl StoreBuilder<ControllerTypes, RaftLogStore<ControllerTypes>, ControllerStat
         let dir = TempDir::new().map_err(|e| StorageError::read(ControllerTypes::err_from_error(&e)))?;
         let store = Store::open(dir.path(), &StoreOptions::default())
             .map_err(|e| StorageError::read(ControllerTypes::err_from_error(&e)))?;
-        let (sm, _map) = ControllerStateMachine::open(store.clone())
+        let (sm, _map) = ControllerStateMachine::open(store.clone(), Default::default())
             .map_err(|e| StorageError::read(ControllerTypes::err_from_error(&e)))?;
         Ok((dir, RaftLogStore::new(store, CONTROLLER_GROUP), sm))
     }

@@ -106,7 +106,14 @@ async fn serve(config: NodeConfig, dev: bool) -> anyhow::Result<()> {
     } else {
         println!("eddyd listening on {}", node.addr());
     }
-    wait_for_signal().await?;
+    tokio::select! {
+        signal = wait_for_signal() => signal?,
+        reason = node.failed() => {
+            tracing::error!(%reason, "the node cannot go on; exiting so that it is restarted");
+            node.shutdown().await;
+            anyhow::bail!("{reason}; check the disk and the data dir, then start eddyd again");
+        }
+    }
     tracing::info!("stopping");
     node.shutdown().await;
     Ok(())

@@ -69,6 +69,7 @@ impl Meta {
                     voters: status.voters,
                     map: Some(self.maps.borrow().as_ref().clone()),
                     served_by: self.node_id,
+                    confirmed_leader: status.confirmed_leader,
                     controller_log: Some(v1::ControllerLog {
                         last_log_index: status.log.last_log_index,
                         last_applied_index: status.log.last_applied_index,
@@ -103,6 +104,12 @@ async fn remote_status(controllers: &[String], channels: &PeerChannels) -> Resul
     Err(Status::unavailable(format!("no controller answered; last error: {}", last.message())))
 }
 
+/// Whether `map` is a later state of the controller than `than`: both
+/// counters only grow as the controller log advances.
+pub(crate) fn is_newer(map: &v1::PartitionMap, than: &v1::PartitionMap) -> bool {
+    map.epoch >= than.epoch && map.nodes_version >= than.nodes_version && map != than
+}
+
 /// Keeps `publish` up to date from the first controller that streams the map.
 async fn follow_controllers(
     controllers: Vec<String>,
@@ -123,7 +130,15 @@ async fn follow_controllers(
                 loop {
                     match stream.message().await {
                         Ok(Some(map)) => {
-                            publish.send_replace(Arc::new(map));
+                            // A lagging controller may know an older map;
+                            // never step back to it.
+                            publish.send_if_modified(|current| {
+                                let newer = is_newer(&map, current);
+                                if newer {
+                                    *current = Arc::new(map);
+                                }
+                                newer
+                            });
                         }
                         Ok(None) => break,
                         Err(status) => {

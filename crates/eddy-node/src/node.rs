@@ -114,6 +114,15 @@ impl RunningNode {
         self.controller.as_ref()
     }
 
+    /// Resolves with the reason if the node can no longer do its job (its
+    /// controller replica stopped on a storage failure); never otherwise.
+    pub async fn failed(&self) -> String {
+        match &self.controller {
+            Some(controller) => controller.stopped().await,
+            None => std::future::pending().await,
+        }
+    }
+
     /// Stops the agent, the controller and the server, and flushes storage.
     pub async fn shutdown(mut self) {
         self.agent.abort();

@@ -14,7 +14,7 @@ pub fn controller_status(err: &ControllerError) -> Status {
         ControllerError::NotLeader { leader_id, leader_addr } => {
             not_leader(message, Some(*leader_id), Some(leader_addr.as_str()))
         }
-        ControllerError::NoLeader | ControllerError::NotInitialized | ControllerError::Timeout => {
+        ControllerError::NoLeader | ControllerError::NotInitialized { .. } | ControllerError::Timeout => {
             retry_later(Status::unavailable(message))
         }
         ControllerError::Stopped(_) => Status::unavailable(message),

@@ -228,6 +228,12 @@ impl TestCluster {
         }
     }
 
+    /// Everything node `id` has logged so far.
+    pub fn log(&self, id: u64) -> anyhow::Result<String> {
+        let node = self.nodes.get(&id).with_context(|| format!("no node {id}"))?;
+        Ok(std::fs::read_to_string(&node.log)?)
+    }
+
     /// The last lines of every node's log, for failure messages.
     pub fn log_tails(&self) -> String {
         let mut out = String::new();

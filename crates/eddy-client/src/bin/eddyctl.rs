@@ -97,12 +97,16 @@ fn unhealthy(status: &StatusView, up: usize) -> Option<String> {
     let live = status.nodes.iter().filter(|n| n.state != "removed" && n.state != "draining").count();
     let led = status.partitions.iter().filter(|p| p.leader.is_some()).count();
     let healthy = status.cluster_id.is_some()
-        && status.leader.is_some()
+        && status.confirmed_leader
         && nodes_up >= up
         && nodes_up == live
         && status.settings.is_some()
         && led == status.partitions.len();
-    let leader = status.leader.map_or_else(|| "none".to_owned(), |l| l.to_string());
+    let leader = match status.leader {
+        Some(l) if status.confirmed_leader => l.to_string(),
+        Some(l) => format!("{l} (not confirmed yet)"),
+        None => "none".to_owned(),
+    };
     (!healthy).then(|| {
         format!(
             "leader {leader}, {nodes_up}/{} nodes up, {led}/{} partitions led",
@@ -116,7 +120,7 @@ async fn wait_healthy(client: &ClusterClient, up: usize, timeout: Duration) -> a
     let deadline = tokio::time::Instant::now() + timeout;
     let mut shown = String::new();
     loop {
-        let state = match client.status().await {
+        let state = match client.leader_status().await {
             Ok(status) => match unhealthy(&status, up) {
                 None => {
                     println!("healthy: leader {}, {} nodes up", status.leader.unwrap_or(0), status.nodes.len());

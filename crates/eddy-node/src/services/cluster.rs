@@ -66,8 +66,9 @@ impl ClusterService for ClusterApi {
             loop {
                 let map = maps.borrow_and_update().clone();
                 let version = (map.epoch, map.nodes_version);
+                let newer = version.0 >= sent.0 && version.1 >= sent.1 && version != sent;
                 // A map without settings is no map yet: wait for a real one.
-                if map.settings.is_some() && (first || version != sent) {
+                if map.settings.is_some() && (first || newer) {
                     first = false;
                     sent = version;
                     if send.send(Ok(map.as_ref().clone())).await.is_err() {

@@ -2,7 +2,9 @@
 //! the call to the leader once; if that fails the caller gets "not leader"
 //! with the leader's address.
 
+use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use eddy_controller::{Controller, ControllerError};
 use eddy_core::NodeId;
@@ -51,15 +53,30 @@ fn forwarded<T>(message: T) -> Request<T> {
     request
 }
 
-/// The forwarded call's answer, or the original "not leader" when the
-/// leader could not be reached.
-fn forward_result<T>(result: Result<Response<T>, Status>, err: &ControllerError) -> Result<Response<T>, Status> {
-    match result {
-        Ok(response) => Ok(response),
-        Err(status) if matches!(status.code(), tonic::Code::Unavailable | tonic::Code::Unknown) => {
-            Err(controller_status(err))
+/// How long a forwarded call may take before the caller is sent to the
+/// leader itself.
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Forwards a call to the leader; answers with the original "not leader"
+/// when the leader cannot be reached in time, so the caller goes there itself.
+async fn forward<T>(
+    call: impl Future<Output = Result<Response<T>, Status>>,
+    err: &ControllerError,
+) -> Result<Response<T>, Status> {
+    match tokio::time::timeout(FORWARD_TIMEOUT, call).await {
+        Ok(Ok(response)) => Ok(response),
+        Ok(Err(status))
+            if !matches!(
+                status.code(),
+                tonic::Code::Unavailable
+                    | tonic::Code::Unknown
+                    | tonic::Code::DeadlineExceeded
+                    | tonic::Code::Cancelled
+            ) =>
+        {
+            Err(status)
         }
-        Err(status) => Err(status),
+        _ => Err(controller_status(err)),
     }
 }
 
@@ -79,8 +96,8 @@ impl ControllerService for ControllerApi {
             }
             Err(err) => match self.forward_target(&request, &err) {
                 Some(leader) => {
-                    let answer = self.leader_client(&leader)?.register_node(forwarded(request.into_inner())).await;
-                    forward_result(answer, &err)
+                    let mut client = self.leader_client(&leader)?;
+                    forward(client.register_node(forwarded(request.into_inner())), &err).await
                 }
                 None => Err(controller_status(&err)),
             },
@@ -98,8 +115,8 @@ impl ControllerService for ControllerApi {
             })),
             Err(err) => match self.forward_target(&request, &err) {
                 Some(leader) => {
-                    let answer = self.leader_client(&leader)?.heartbeat(forwarded(request.into_inner())).await;
-                    forward_result(answer, &err)
+                    let mut client = self.leader_client(&leader)?;
+                    forward(client.heartbeat(forwarded(request.into_inner())), &err).await
                 }
                 None => Err(controller_status(&err)),
             },

@@ -21,7 +21,7 @@ impl RaftApi {
             return Err(Status::not_found(format!("node {} hosts no raft group {group}", self.node_id)));
         }
         match &self.controller {
-            Some(controller) => Ok(RaftReceiver { raft: controller.raft() }),
+            Some(controller) => Ok(controller.raft_receiver()),
             None => Err(super::no_controller_role(self.node_id)),
         }
     }
@@ -31,21 +31,29 @@ impl RaftApi {
 impl RaftService for RaftApi {
     async fn append_entries(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
         let request = request.into_inner();
-        Ok(Response::new(self.receiver(request.group)?.append_entries(&request.payload).await))
+        let receiver = self.receiver(request.group)?;
+        receiver.check_cluster(&request.cluster).map_err(Status::failed_precondition)?;
+        Ok(Response::new(receiver.append_entries(&request.payload).await))
     }
 
     async fn vote(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
         let request = request.into_inner();
-        Ok(Response::new(self.receiver(request.group)?.vote(&request.payload).await))
+        let receiver = self.receiver(request.group)?;
+        receiver.check_cluster(&request.cluster).map_err(Status::failed_precondition)?;
+        Ok(Response::new(receiver.vote(&request.payload).await))
     }
 
     async fn pre_vote(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
         let request = request.into_inner();
-        Ok(Response::new(self.receiver(request.group)?.pre_vote(&request.payload).await))
+        let receiver = self.receiver(request.group)?;
+        receiver.check_cluster(&request.cluster).map_err(Status::failed_precondition)?;
+        Ok(Response::new(receiver.pre_vote(&request.payload).await))
     }
 
     async fn install_snapshot(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
         let request = request.into_inner();
-        Ok(Response::new(self.receiver(request.group)?.install_snapshot(&request.payload).await))
+        let receiver = self.receiver(request.group)?;
+        receiver.check_cluster(&request.cluster).map_err(Status::failed_precondition)?;
+        Ok(Response::new(receiver.install_snapshot(&request.payload).await))
     }
 }
