@@ -3,11 +3,13 @@
 //! operations that change them. Every other crate speaks in these types; the
 //! pure crates (placement, models, simulator) depend on nothing else.
 
+pub mod event;
 pub mod map;
 pub mod node;
 pub mod ops;
 pub mod settings;
 
+pub use event::{Event, EventUid, Hlc, StoredEvent, partition_for_key};
 pub use map::{ClusterMap, PartitionAssignment, PartitionTable};
 pub use node::{NodeId, NodeRecord, NodeSpec, NodeState, ParseError, Role};
 pub use ops::{Operation, Plan};

@@ -7,6 +7,7 @@
 //! pending, and only then tells Raft that its entries are on disk (group
 //! commit).
 
+pub mod eventlog;
 mod flusher;
 mod log_store;
 mod store;
