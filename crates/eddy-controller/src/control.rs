@@ -17,8 +17,8 @@ use openraft::async_runtime::WatchReceiver;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
+use crate::ControllerRaft;
 use crate::liveness::{self, LivenessConfig, Silence};
-use crate::network::ControllerRaft;
 use crate::types::Command;
 
 /// What the leader knows beyond the committed map.

@@ -10,6 +10,7 @@ use eddy_core::{ClusterMap, NodeId, NodeSpec, NodeState};
 use eddy_proto::channels::PeerChannels;
 use eddy_proto::v1::ClusterStatusRequest;
 use eddy_proto::v1::cluster_service_client::ClusterServiceClient;
+use eddy_raft::{BytesSnapshots, ClusterIdentity, GrpcNetwork, RaftReceiver};
 use eddy_storage::{RaftLogStore, Store};
 use openraft::async_runtime::WatchReceiver;
 use openraft::errors::{ClientWriteError, InitializeError, RaftError};
@@ -20,9 +21,10 @@ use tokio::time::Instant;
 
 use crate::ControllerError;
 use crate::control::{ControlConfig, ControlLoop};
-use crate::network::{ControllerRaft, GrpcNetwork, RaftReceiver};
-use crate::sm::{ClusterIdentity, ControllerStateMachine};
-use crate::types::{CONTROLLER_GROUP, Command, CommandResponse, Outcome, RaftNode};
+use crate::sm::ControllerStateMachine;
+use crate::types::{CONTROLLER_GROUP, Command, CommandResponse, ControllerTypes, Outcome, RaftNode};
+
+pub type ControllerRaft = openraft::Raft<ControllerTypes, ControllerStateMachine>;
 
 #[derive(Debug, Clone)]
 pub struct ControllerConfig {
@@ -89,7 +91,7 @@ impl Controller {
         let raft_config = raft_config(&config)?;
         let identity = ClusterIdentity::default();
         let (sm, map) = ControllerStateMachine::open(store.clone(), identity.clone())?;
-        let network = GrpcNetwork::new(CONTROLLER_GROUP, channels.clone(), identity.clone());
+        let network = GrpcNetwork::new(CONTROLLER_GROUP, channels.clone(), identity.clone(), BytesSnapshots);
         let log = RaftLogStore::new(store, CONTROLLER_GROUP);
         let raft = ControllerRaft::new(config.node_id, raft_config, network, log, sm)
             .await
@@ -120,7 +122,7 @@ impl Controller {
     }
 
     /// The receiving end of this controller's Raft transport.
-    pub fn raft_receiver(&self) -> RaftReceiver<'_> {
+    pub fn raft_receiver(&self) -> RaftReceiver<'_, ControllerTypes, ControllerStateMachine> {
         RaftReceiver { raft: &self.raft, identity: &self.identity }
     }
 
@@ -169,7 +171,7 @@ impl Controller {
         }
     }
 
-    fn lease_held(&self, metrics: &openraft::RaftMetrics<crate::types::ControllerTypes>) -> bool {
+    fn lease_held(&self, metrics: &openraft::RaftMetrics<ControllerTypes>) -> bool {
         metrics.last_quorum_acked.as_ref().is_some_and(|at| openraft::Instant::elapsed(&**at) < self.lease)
     }
 

@@ -6,10 +6,9 @@ pub mod control;
 mod controller;
 mod error;
 pub mod liveness;
-pub mod network;
 pub mod sm;
 pub mod state;
 pub mod types;
 
-pub use controller::{Controller, ControllerConfig, ControllerStatus, HeartbeatAnswer, LogPositions};
+pub use controller::{Controller, ControllerConfig, ControllerRaft, ControllerStatus, HeartbeatAnswer, LogPositions};
 pub use error::ControllerError;

@@ -9,9 +9,10 @@
 //! are answered, so a writer always reads its own write.
 
 use std::io;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use eddy_core::ClusterMap;
+use eddy_raft::ClusterIdentity;
 use eddy_storage::Store;
 use futures::{Stream, TryStreamExt};
 use openraft::storage::{EntryResponder, RaftSnapshotBuilder, RaftStateMachine};
@@ -24,10 +25,6 @@ use crate::state;
 use crate::types::{CONTROLLER_GROUP, CommandResponse, ControllerTypes as C, Outcome};
 
 type Snapshot = SnapshotOf<C, Vec<u8>>;
-
-/// The id of the cluster this replica belongs to, once it is known. Raft
-/// messages carry it so that a node never takes entries from another cluster.
-pub type ClusterIdentity = Arc<OnceLock<String>>;
 
 /// A snapshot as kept on disk: Raft's metadata and the encoded map.
 #[derive(Serialize, Deserialize)]

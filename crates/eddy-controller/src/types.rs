@@ -4,17 +4,11 @@
 use std::fmt;
 
 use eddy_core::{ClusterSettings, NodeId, NodeSpec, NodeState, Operation};
+pub use eddy_raft::RaftNode;
 use serde::{Deserialize, Serialize};
 
 /// Raft group id of the controller on the shared transport and storage.
 pub const CONTROLLER_GROUP: u64 = 0;
-
-/// A controller voter as Raft knows it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RaftNode {
-    /// Advertised gRPC address.
-    pub addr: String,
-}
 
 /// A change to the cluster map. Every field the change depends on travels
 /// in the command (including wall-clock stamps), so applying is deterministic.

@@ -3,11 +3,12 @@
 use std::sync::Arc;
 
 use eddy_controller::Controller;
-use eddy_controller::network::RaftReceiver;
-use eddy_controller::types::CONTROLLER_GROUP;
+use eddy_controller::sm::ControllerStateMachine;
+use eddy_controller::types::{CONTROLLER_GROUP, ControllerTypes};
 use eddy_core::NodeId;
 use eddy_proto::v1::raft_service_server::RaftService;
 use eddy_proto::v1::{RaftReply, RaftRequest};
+use eddy_raft::RaftReceiver;
 use tonic::{Request, Response, Status};
 
 pub struct RaftApi {
@@ -16,7 +17,7 @@ pub struct RaftApi {
 }
 
 impl RaftApi {
-    fn receiver(&self, group: u64) -> Result<RaftReceiver<'_>, Status> {
+    fn receiver(&self, group: u64) -> Result<RaftReceiver<'_, ControllerTypes, ControllerStateMachine>, Status> {
         if group != CONTROLLER_GROUP {
             return Err(Status::not_found(format!("node {} hosts no raft group {group}", self.node_id)));
         }
