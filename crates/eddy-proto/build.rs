@@ -16,6 +16,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     println!("cargo:rerun-if-changed={}", dir.display());
     let descriptors = protox::compile(&files, [&root])?;
-    tonic_prost_build::configure().build_client(true).build_server(true).compile_fds(descriptors)?;
+    tonic_prost_build::configure()
+        // Event bodies pass from the wire into storage without a copy.
+        .bytes(".eddy.v1.Event.key")
+        .bytes(".eddy.v1.Event.payload")
+        .btree_map(".")
+        .build_client(true)
+        .build_server(true)
+        .compile_fds(descriptors)?;
     Ok(())
 }

@@ -38,7 +38,7 @@ impl ClusterClient {
         &self.endpoints
     }
 
-    fn channel(&self, url: &str) -> Result<Channel, ClientError> {
+    pub(crate) fn channel(&self, url: &str) -> Result<Channel, ClientError> {
         let mut channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(channel) = channels.get(url) {
             return Ok(channel.clone());

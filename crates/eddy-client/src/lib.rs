@@ -5,6 +5,8 @@
 mod cluster;
 mod endpoint;
 mod error;
+pub mod events;
+pub mod producer;
 pub mod view;
 
 pub use cluster::ClusterClient;

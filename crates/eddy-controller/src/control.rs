@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use eddy_core::{ClusterMap, ClusterSettings, NodeId};
+use eddy_core::{ClusterMap, ClusterSettings, LeaderReport, NodeId, PartitionId};
 use eddy_placement::{InitialPlacer, Placer, Snapshot};
 use openraft::ServerState;
 use openraft::async_runtime::WatchReceiver;
@@ -33,6 +33,18 @@ pub struct Observations<'a> {
     /// Settings and a fresh id, used if the cluster has none yet.
     pub bootstrap_settings: ClusterSettings,
     pub fresh_cluster_id: &'a str,
+    /// Partition leaders that nodes reported in their heartbeats.
+    pub leader_reports: &'a [LeaderReport],
+}
+
+/// A node's heartbeat as the control loop takes it.
+#[derive(Debug, Clone)]
+pub struct Heard {
+    pub node: NodeId,
+    /// When the controller received it.
+    pub at: Instant,
+    /// Partitions the node's groups lead, with their terms.
+    pub leading: Vec<(PartitionId, u64)>,
 }
 
 /// What the leader should do now.
@@ -54,6 +66,21 @@ pub fn decide(obs: &Observations<'_>, liveness: LivenessConfig) -> Decision {
     }
     for t in liveness::transitions(&obs.map.nodes, obs.silence, liveness) {
         decision.commands.push(Command::SetNodeState { node: t.node, from: t.from, to: t.to, at_ms: obs.now_ms });
+    }
+    let news: Vec<LeaderReport> = obs
+        .leader_reports
+        .iter()
+        .filter(|r| {
+            obs.map.table.get(r.partition).is_some_and(|p| {
+                r.term > p.leader_term
+                    && p.replicas.contains(&r.node)
+                    && (p.leader != Some(r.node) || p.leader_term != r.term)
+            })
+        })
+        .copied()
+        .collect();
+    if !news.is_empty() {
+        decision.commands.push(Command::ObserveLeaders { reports: news });
     }
     if obs.workers_settled {
         let plan = InitialPlacer.plan(&Snapshot { map: obs.map });
@@ -81,6 +108,8 @@ struct LeaderTerm {
     term: u64,
     since: Instant,
     last_heard: BTreeMap<NodeId, Instant>,
+    /// The newest leader report per partition.
+    leaders: BTreeMap<PartitionId, LeaderReport>,
     eligible: BTreeSet<NodeId>,
     eligible_changed: Instant,
     unmet: Vec<String>,
@@ -92,15 +121,23 @@ impl LeaderTerm {
             term,
             since: now,
             last_heard: BTreeMap::new(),
+            leaders: BTreeMap::new(),
             eligible: BTreeSet::new(),
             eligible_changed: now,
             unmet: Vec::new(),
         }
     }
 
-    fn hear(&mut self, node: NodeId, at: Instant) {
-        let last = self.last_heard.entry(node).or_insert(at);
-        *last = (*last).max(at);
+    fn hear(&mut self, heard: Heard) {
+        let last = self.last_heard.entry(heard.node).or_insert(heard.at);
+        *last = (*last).max(heard.at);
+        for (partition, term) in heard.leading {
+            let report = LeaderReport { partition, node: heard.node, term };
+            let known = self.leaders.entry(partition).or_insert(report);
+            if term > known.term {
+                *known = report;
+            }
+        }
     }
 
     fn silences(&self, map: &ClusterMap, now: Instant) -> BTreeMap<NodeId, Silence> {
@@ -137,7 +174,7 @@ pub struct ControlLoop {
     pub raft: ControllerRaft,
     pub map: watch::Receiver<Arc<ClusterMap>>,
     /// Heartbeats, stamped when the controller received them.
-    pub heartbeats: mpsc::Receiver<(NodeId, Instant)>,
+    pub heartbeats: mpsc::Receiver<Heard>,
     pub config: ControlConfig,
 }
 
@@ -150,9 +187,9 @@ impl ControlLoop {
             tokio::select! {
                 biased;
                 heard = self.heartbeats.recv() => match heard {
-                    Some((node, at)) => {
+                    Some(heard) => {
                         if let Some(term) = leading.as_mut() {
-                            term.hear(node, at);
+                            term.hear(heard);
                         }
                     }
                     None => return,
@@ -160,9 +197,9 @@ impl ControlLoop {
                 _ = tick.tick() => {
                     // Heartbeats that queued up during a slow step count
                     // before any silence is judged.
-                    while let Ok((node, at)) = self.heartbeats.try_recv() {
+                    while let Ok(heard) = self.heartbeats.try_recv() {
                         if let Some(term) = leading.as_mut() {
-                            term.hear(node, at);
+                            term.hear(heard);
                         }
                     }
                     let metrics = self.raft.metrics().borrow_watched().clone();
@@ -189,6 +226,7 @@ impl ControlLoop {
         term.note_eligible(&map, now);
         let silence = term.silences(&map, now);
         let fresh_cluster_id = uuid::Uuid::new_v4().to_string();
+        let leader_reports: Vec<LeaderReport> = term.leaders.values().copied().collect();
         let obs = Observations {
             map: &map,
             silence: &silence,
@@ -196,6 +234,7 @@ impl ControlLoop {
             now_ms: wall_clock_ms(),
             bootstrap_settings: self.config.bootstrap_settings,
             fresh_cluster_id: &fresh_cluster_id,
+            leader_reports: &leader_reports,
         };
         let decision = decide(&obs, self.config.liveness);
         if decision.unmet != term.unmet {

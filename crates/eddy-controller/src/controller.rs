@@ -20,7 +20,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::ControllerError;
-use crate::control::{ControlConfig, ControlLoop};
+use crate::control::{ControlConfig, ControlLoop, Heard};
 use crate::sm::ControllerStateMachine;
 use crate::types::{CONTROLLER_GROUP, Command, CommandResponse, ControllerTypes, Outcome, RaftNode};
 
@@ -74,7 +74,7 @@ pub struct Controller {
     raft: ControllerRaft,
     map: watch::Receiver<Arc<ClusterMap>>,
     identity: ClusterIdentity,
-    heartbeats: mpsc::Sender<(NodeId, Instant)>,
+    heartbeats: mpsc::Sender<Heard>,
     initial_members: BTreeMap<NodeId, RaftNode>,
     auto_bootstrap: bool,
     /// How long a leader keeps acting on its last quorum acknowledgement.
@@ -172,7 +172,9 @@ impl Controller {
     }
 
     fn lease_held(&self, metrics: &openraft::RaftMetrics<ControllerTypes>) -> bool {
-        metrics.last_quorum_acked.as_ref().is_some_and(|at| openraft::Instant::elapsed(&**at) < self.lease)
+        // A lone voter is its own quorum; nobody else acknowledges it.
+        let alone = metrics.membership_config.membership().voter_ids().eq([self.id]);
+        alone || metrics.last_quorum_acked.as_ref().is_some_and(|at| openraft::Instant::elapsed(&**at) < self.lease)
     }
 
     /// Ok when this node leads the controller and a quorum acknowledged it
@@ -221,7 +223,7 @@ impl Controller {
         self.check_cluster(spec.id, cluster_id)?;
         let id = spec.id;
         self.write(Command::RegisterNode { spec, at_ms: crate::control::wall_clock_ms() }).await?;
-        let _ = self.heartbeats.try_send((id, Instant::now()));
+        let _ = self.heartbeats.try_send(Heard { node: id, at: Instant::now(), leading: Vec::new() });
         let map = self.map();
         let state = map.nodes.get(&id).map_or(NodeState::Up, |n| n.state);
         Ok((map.cluster_id.clone().unwrap_or_default(), state))
@@ -258,14 +260,19 @@ impl Controller {
     }
 
     /// Records a heartbeat; the control loop turns silences into state changes.
-    pub fn heartbeat(&self, node: NodeId, cluster_id: &str) -> Result<HeartbeatAnswer, ControllerError> {
+    pub fn heartbeat(
+        &self,
+        node: NodeId,
+        cluster_id: &str,
+        leading: Vec<(eddy_core::PartitionId, u64)>,
+    ) -> Result<HeartbeatAnswer, ControllerError> {
         self.ensure_leader()?;
         self.check_cluster(node, cluster_id)?;
         let map = self.map();
         let state = map.nodes.get(&node).map(|n| n.state);
         if state.is_some() {
             // A full queue only delays noticing this heartbeat until the next.
-            let _ = self.heartbeats.try_send((node, Instant::now()));
+            let _ = self.heartbeats.try_send(Heard { node, at: Instant::now(), leading });
         }
         Ok(HeartbeatAnswer { state, epoch: map.table.epoch })
     }

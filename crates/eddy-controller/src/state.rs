@@ -29,6 +29,13 @@ pub fn apply(map: &mut ClusterMap, command: &Command) -> CommandResponse {
                 }
             }
         }
+        Command::ObserveLeaders { reports } => {
+            if map.observe_leaders(reports) {
+                Outcome::Applied
+            } else {
+                Outcome::Unchanged
+            }
+        }
     };
     CommandResponse { outcome, epoch: map.table.epoch, nodes_version: map.nodes_version }
 }

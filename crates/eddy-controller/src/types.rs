@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use eddy_core::{ClusterSettings, NodeId, NodeSpec, NodeState, Operation};
+use eddy_core::{ClusterSettings, LeaderReport, NodeId, NodeSpec, NodeState, Operation};
 pub use eddy_raft::RaftNode;
 use serde::{Deserialize, Serialize};
 
@@ -22,6 +22,8 @@ pub enum Command {
     SetNodeState { node: NodeId, from: NodeState, to: NodeState, at_ms: u64 },
     /// Applies placement operations planned against table epoch `expected_epoch`.
     ApplyOperations { expected_epoch: u64, operations: Vec<Operation> },
+    /// Records the leaders partition groups elected.
+    ObserveLeaders { reports: Vec<LeaderReport> },
 }
 
 impl fmt::Display for Command {
@@ -37,6 +39,7 @@ impl fmt::Display for Command {
             Command::ApplyOperations { expected_epoch, operations } => {
                 write!(f, "apply {} operations at epoch {expected_epoch}", operations.len())
             }
+            Command::ObserveLeaders { reports } => write!(f, "record {} partition leaders", reports.len()),
         }
     }
 }

@@ -10,7 +10,7 @@ pub mod ops;
 pub mod settings;
 
 pub use event::{Event, EventUid, Hlc, StoredEvent, partition_for_key};
-pub use map::{ClusterMap, PartitionAssignment, PartitionTable};
+pub use map::{ClusterMap, LeaderReport, PartitionAssignment, PartitionTable};
 pub use node::{NodeId, NodeRecord, NodeSpec, NodeState, ParseError, Role};
 pub use ops::{Operation, Plan};
 pub use settings::{ClusterSettings, SettingsError};

@@ -16,6 +16,9 @@ pub struct PartitionAssignment {
     pub leader: Option<NodeId>,
     /// Table epoch of the last change to this partition.
     pub epoch: u64,
+    /// Raft term in which `leader` was seen leading the partition's group
+    /// (0 while it is only the placer's choice).
+    pub leader_term: u64,
 }
 
 /// All partitions, with an epoch that increases with every change.
@@ -28,14 +31,23 @@ pub struct PartitionTable {
 impl PartitionTable {
     /// A table of `count` partitions with no replicas yet.
     pub fn unassigned(count: u32) -> Self {
-        let partitions =
-            (0..count).map(|id| PartitionAssignment { id, replicas: Vec::new(), leader: None, epoch: 0 }).collect();
+        let partitions = (0..count)
+            .map(|id| PartitionAssignment { id, replicas: Vec::new(), leader: None, epoch: 0, leader_term: 0 })
+            .collect();
         PartitionTable { epoch: 0, partitions }
     }
 
     pub fn get(&self, id: PartitionId) -> Option<&PartitionAssignment> {
         self.partitions.get(id as usize).filter(|p| p.id == id)
     }
+}
+
+/// A node saying it leads a partition's Raft group in a term.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaderReport {
+    pub partition: PartitionId,
+    pub node: NodeId,
+    pub term: u64,
 }
 
 /// Why a batch of operations was refused. Nothing of a refused batch is applied.
@@ -68,6 +80,29 @@ pub struct ClusterMap {
 impl ClusterMap {
     pub fn workers(&self) -> impl Iterator<Item = &NodeRecord> {
         self.nodes.values().filter(|n| n.spec.has_role(Role::Worker))
+    }
+
+    /// Records leaders that partition groups elected. A report counts only
+    /// when its term is newer than the recorded one, so a late report from
+    /// an old term never undoes a newer one. Returns whether anything changed.
+    pub fn observe_leaders(&mut self, reports: &[LeaderReport]) -> bool {
+        let epoch = self.table.epoch + 1;
+        let mut changed = false;
+        for report in reports {
+            let Some(p) = self.table.partitions.get_mut(report.partition as usize) else { continue };
+            let newer = report.term > p.leader_term;
+            let differs = p.leader != Some(report.node) || p.leader_term != report.term;
+            if newer && differs && p.replicas.contains(&report.node) {
+                p.leader = Some(report.node);
+                p.leader_term = report.term;
+                p.epoch = epoch;
+                changed = true;
+            }
+        }
+        if changed {
+            self.table.epoch = epoch;
+        }
+        changed
     }
 
     /// Applies a batch of operations atomically: all of them, with one epoch
@@ -203,6 +238,22 @@ mod tests {
         map.apply_operations(&[remove]).unwrap();
         assert_eq!(map.table.partitions[1].leader, None);
         assert_eq!(map.table.partitions[1].replicas, vec![2]);
+    }
+
+    #[test]
+    fn leader_reports_apply_only_forward_in_term() {
+        let mut map = map();
+        map.apply_operations(&[add(0, 1), add(0, 2)]).unwrap();
+        let epoch = map.table.epoch;
+        let report = |node, term| LeaderReport { partition: 0, node, term };
+        assert!(map.observe_leaders(&[report(2, 3)]));
+        assert_eq!(map.table.partitions[0].leader, Some(2));
+        assert_eq!(map.table.epoch, epoch + 1);
+        assert!(!map.observe_leaders(&[report(1, 2)]), "an older term is ignored");
+        assert!(!map.observe_leaders(&[report(2, 3)]), "a repeated report changes nothing");
+        assert!(!map.observe_leaders(&[report(3, 9)]), "a node without a replica is ignored");
+        assert!(map.observe_leaders(&[report(1, 4)]));
+        assert_eq!((map.table.partitions[0].leader, map.table.partitions[0].leader_term), (Some(1), 4));
     }
 
     #[test]

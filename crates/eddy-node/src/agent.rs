@@ -10,7 +10,7 @@ use eddy_core::NodeSpec;
 use eddy_proto::channels::PeerChannels;
 use eddy_proto::convert::spec_to_wire;
 use eddy_proto::v1::controller_service_client::ControllerServiceClient;
-use eddy_proto::v1::{HeartbeatRequest, RegisterNodeRequest};
+use eddy_proto::v1::{HeartbeatRequest, PartitionLeadership, RegisterNodeRequest};
 use eddy_storage::Store;
 use tonic::Status;
 
@@ -21,6 +21,8 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(3);
 
 pub struct Agent {
     pub spec: NodeSpec,
+    /// The node's worker, whose partition leadership goes into heartbeats.
+    pub worker: Option<std::sync::Arc<eddy_worker::Worker>>,
     pub controllers: Vec<String>,
     pub channels: PeerChannels,
     pub store: Store,
@@ -106,7 +108,15 @@ impl Agent {
     }
 
     async fn heartbeat(&self, addr: &str, cluster_id: &str) -> Result<Step, Status> {
-        let request = HeartbeatRequest { node_id: self.spec.id, cluster_id: cluster_id.to_owned() };
+        let leading = self
+            .worker
+            .as_ref()
+            .map(|w| w.leading())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(partition, term)| PartitionLeadership { partition, term })
+            .collect();
+        let request = HeartbeatRequest { node_id: self.spec.id, cluster_id: cluster_id.to_owned(), leading };
         let mut client = self.client(addr)?;
         let call = client.heartbeat(request);
         let answer = tokio::time::timeout(CALL_TIMEOUT, call)

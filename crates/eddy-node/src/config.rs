@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 /// Address `eddyd dev` listens on and `eddyctl` calls by default.
 pub const DEV_ADDR: &str = "127.0.0.1:7070";
 
-const SECTIONS: [&str; 4] = ["node", "controller", "cluster", "liveness"];
+const SECTIONS: [&str; 5] = ["node", "controller", "cluster", "liveness", "worker"];
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -29,6 +29,52 @@ pub struct NodeConfig {
     /// Used once, when this node bootstraps the cluster.
     pub cluster: ClusterSection,
     pub liveness: LivenessSection,
+    pub worker: WorkerSection,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkerSection {
+    pub raft_heartbeat_interval_ms: u64,
+    pub election_timeout_min_ms: u64,
+    pub election_timeout_max_ms: u64,
+    /// Raft entries between two snapshots of a partition.
+    pub snapshot_every_entries: u64,
+    /// Raft entries kept after a snapshot for replicas that fall behind.
+    pub keep_entries_after_snapshot: u64,
+    /// Size at which an event log segment is sealed and a new one started.
+    pub segment_bytes: u64,
+    /// Per partition, oldest segments are deleted past this size (0: no limit).
+    pub retention_bytes: u64,
+    /// Segments whose newest event is older are deleted (0: keep forever).
+    pub retention_hours: u64,
+    pub max_event_bytes: usize,
+    pub max_key_bytes: usize,
+    pub max_batch_events: usize,
+    pub max_batch_bytes: usize,
+    /// Submits waiting per partition before new ones are refused.
+    pub queue_depth: usize,
+}
+
+impl Default for WorkerSection {
+    fn default() -> Self {
+        let limits = eddy_worker::config::Limits::default();
+        WorkerSection {
+            raft_heartbeat_interval_ms: 300,
+            election_timeout_min_ms: 1500,
+            election_timeout_max_ms: 3000,
+            snapshot_every_entries: 1000,
+            keep_entries_after_snapshot: 2000,
+            segment_bytes: 64 * 1024 * 1024,
+            retention_bytes: 0,
+            retention_hours: 0,
+            max_event_bytes: limits.max_event_bytes,
+            max_key_bytes: limits.max_key_bytes,
+            max_batch_events: limits.max_batch_events,
+            max_batch_bytes: limits.max_batch_bytes,
+            queue_depth: 4096,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -215,6 +261,7 @@ impl NodeConfig {
         self.validate_node()?;
         self.validate_controller()?;
         self.settings().validate().map_err(|e| ConfigError::new(format!("cluster.{}", e.field()), e.to_string()))?;
+        self.validate_worker()?;
         let l = &self.liveness;
         positive("liveness.heartbeat_interval_ms", l.heartbeat_interval_ms)?;
         if l.suspect_after_ms <= l.heartbeat_interval_ms {
@@ -273,6 +320,76 @@ impl NodeConfig {
             return Err(ConfigError::new("node.roles", "names a role twice"));
         }
         Ok(())
+    }
+
+    fn validate_worker(&self) -> Result<(), ConfigError> {
+        let w = &self.worker;
+        positive("worker.raft_heartbeat_interval_ms", w.raft_heartbeat_interval_ms)?;
+        positive("worker.snapshot_every_entries", w.snapshot_every_entries)?;
+        if w.election_timeout_min_ms <= w.raft_heartbeat_interval_ms {
+            return Err(ConfigError::new(
+                "worker.election_timeout_min_ms",
+                "must exceed worker.raft_heartbeat_interval_ms",
+            ));
+        }
+        if w.election_timeout_max_ms <= w.election_timeout_min_ms {
+            return Err(ConfigError::new(
+                "worker.election_timeout_max_ms",
+                "must exceed worker.election_timeout_min_ms",
+            ));
+        }
+        if w.segment_bytes < 4096 {
+            return Err(ConfigError::new(
+                "worker.segment_bytes",
+                format!("must be 4096 or more, got {}", w.segment_bytes),
+            ));
+        }
+        for (field, value) in [
+            ("worker.max_event_bytes", w.max_event_bytes),
+            ("worker.max_key_bytes", w.max_key_bytes),
+            ("worker.max_batch_events", w.max_batch_events),
+            ("worker.max_batch_bytes", w.max_batch_bytes),
+            ("worker.queue_depth", w.queue_depth),
+        ] {
+            positive(field, value as u64)?;
+        }
+        if w.max_batch_bytes < w.max_event_bytes {
+            return Err(ConfigError::new("worker.max_batch_bytes", "must be at least worker.max_event_bytes"));
+        }
+        if w.max_batch_bytes > eddy_proto::RAFT_MAX_MESSAGE_BYTES / 4 {
+            return Err(ConfigError::new(
+                "worker.max_batch_bytes",
+                format!("must be at most {} bytes", eddy_proto::RAFT_MAX_MESSAGE_BYTES / 4),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The worker's settings in the form the worker takes them.
+    pub fn worker_config(&self) -> eddy_worker::config::WorkerConfig {
+        let w = &self.worker;
+        let ms = std::time::Duration::from_millis;
+        eddy_worker::config::WorkerConfig {
+            raft_heartbeat_interval: ms(w.raft_heartbeat_interval_ms),
+            election_timeout_min: ms(w.election_timeout_min_ms),
+            election_timeout_max: ms(w.election_timeout_max_ms),
+            snapshot_every_entries: w.snapshot_every_entries,
+            keep_entries_after_snapshot: w.keep_entries_after_snapshot,
+            event_log: eddy_storage::eventlog::EventLogConfig {
+                segment_bytes: w.segment_bytes,
+                retention_bytes: if w.retention_bytes == 0 { u64::MAX } else { w.retention_bytes },
+                retention_ms: w.retention_hours.saturating_mul(3_600_000),
+            },
+            limits: eddy_worker::config::Limits {
+                max_event_bytes: w.max_event_bytes,
+                max_key_bytes: w.max_key_bytes,
+                max_type_bytes: 256,
+                max_batch_events: w.max_batch_events,
+                max_batch_bytes: w.max_batch_bytes,
+            },
+            queue_depth: w.queue_depth,
+            ..Default::default()
+        }
     }
 
     fn validate_controller(&self) -> Result<(), ConfigError> {

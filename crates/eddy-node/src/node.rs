@@ -14,6 +14,7 @@ use eddy_proto::RAFT_MAX_MESSAGE_BYTES;
 use eddy_proto::channels::PeerChannels;
 use eddy_proto::v1::cluster_service_server::ClusterServiceServer;
 use eddy_proto::v1::controller_service_server::ControllerServiceServer;
+use eddy_proto::v1::event_service_server::EventServiceServer;
 use eddy_proto::v1::raft_service_server::RaftServiceServer;
 use eddy_storage::{StorageError, Store, StoreOptions};
 use tokio::net::TcpListener;
@@ -24,7 +25,7 @@ use tokio_stream::wrappers::TcpListenerStream;
 use crate::agent::Agent;
 use crate::config::NodeConfig;
 use crate::meta::Meta;
-use crate::services::{ClusterApi, ControllerApi, RaftApi};
+use crate::services::{ClusterApi, ControllerApi, EventApi, RaftApi};
 
 const SERVER_DRAIN: Duration = Duration::from_secs(3);
 
@@ -43,6 +44,7 @@ pub enum NodeError {
 pub struct RunningNode {
     addr: SocketAddr,
     controller: Option<Arc<Controller>>,
+    worker: Option<Arc<eddy_worker::Worker>>,
     stop_server: Option<oneshot::Sender<()>>,
     server: JoinHandle<Result<(), tonic::transport::Error>>,
     agent: JoinHandle<()>,
@@ -74,27 +76,47 @@ impl RunningNode {
             Some(controller) => Meta::local(id, controller.clone()),
             None => Meta::remote(id, controllers.clone(), channels.clone()),
         });
-        let raft = RaftServiceServer::new(RaftApi { node_id: id, controller: controller.clone() })
-            .max_decoding_message_size(RAFT_MAX_MESSAGE_BYTES)
-            .max_encoding_message_size(RAFT_MAX_MESSAGE_BYTES);
+        let worker = if config.has_role(Role::Worker) {
+            let ctx = eddy_worker::replica::ReplicaContext {
+                node_id: id,
+                store: store.clone(),
+                channels: channels.clone(),
+                identity: eddy_raft::ClusterIdentity::default(),
+                config: Arc::new(config.worker_config()),
+                partitions_dir: data_dir.join("partitions"),
+            };
+            Some(eddy_worker::Worker::start(ctx, meta.partition_maps()))
+        } else {
+            None
+        };
+        let raft =
+            RaftServiceServer::new(RaftApi { node_id: id, controller: controller.clone(), worker: worker.clone() })
+                .max_decoding_message_size(RAFT_MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(RAFT_MAX_MESSAGE_BYTES);
         let cluster = ClusterServiceServer::new(ClusterApi { node_id: id, meta, controller: controller.clone() });
         let control = ControllerServiceServer::new(ControllerApi {
             node_id: id,
             controller: controller.clone(),
             channels: channels.clone(),
         });
+        let max_submit = config.worker.max_batch_bytes * 2 + 64 * 1024;
+        let events = EventServiceServer::new(EventApi { node_id: id, worker: worker.clone() })
+            .max_decoding_message_size(max_submit)
+            .max_encoding_message_size(RAFT_MAX_MESSAGE_BYTES);
         let (stop_server, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(
             tonic::transport::Server::builder()
                 .add_service(raft)
                 .add_service(cluster)
                 .add_service(control)
+                .add_service(events)
                 .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
                     let _ = stopped.await;
                 }),
         );
         let agent = Agent {
             spec: config.spec(),
+            worker: worker.clone(),
             controllers,
             channels,
             store: store.clone(),
@@ -102,7 +124,7 @@ impl RunningNode {
         };
         let agent = tokio::spawn(agent.run());
         tracing::info!(node = id, %addr, roles = ?config.node.roles, zone = %config.node.zone, "node started");
-        Ok(RunningNode { addr, controller, stop_server: Some(stop_server), server, agent, store })
+        Ok(RunningNode { addr, controller, worker, stop_server: Some(stop_server), server, agent, store })
     }
 
     /// The address the gRPC server is bound to.
@@ -126,6 +148,9 @@ impl RunningNode {
     /// Stops the agent, the controller and the server, and flushes storage.
     pub async fn shutdown(mut self) {
         self.agent.abort();
+        if let Some(worker) = &self.worker {
+            worker.shutdown().await;
+        }
         if let Some(controller) = &self.controller {
             controller.shutdown().await;
         }

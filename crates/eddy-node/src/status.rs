@@ -2,6 +2,7 @@
 
 use eddy_controller::ControllerError;
 use eddy_proto::meta;
+use eddy_worker::WorkerError;
 use tonic::metadata::MetadataValue;
 use tonic::{Code, Status};
 
@@ -22,6 +23,27 @@ pub fn controller_status(err: &ControllerError) -> Status {
         ControllerError::WrongCluster { .. } | ControllerError::Refused(_) => Status::failed_precondition(message),
         ControllerError::InvalidArgument(_) => Status::invalid_argument(message),
         ControllerError::Storage(_) | ControllerError::Io(_) => Status::internal(message),
+    }
+}
+
+pub fn worker_status(err: &WorkerError) -> Status {
+    let message = err.to_string();
+    match err {
+        WorkerError::NotLeader { leader_id, leader_addr, .. } => {
+            not_leader(message, Some(*leader_id), Some(leader_addr.as_str()))
+        }
+        WorkerError::NoLeader { .. } | WorkerError::NotReady => retry_later(Status::unavailable(message)),
+        WorkerError::Overloaded { retry_after_ms, .. } => {
+            let mut status = Status::resource_exhausted(message);
+            status.metadata_mut().insert(meta::RETRY_AFTER_MS, MetadataValue::from(*retry_after_ms));
+            status
+        }
+        WorkerError::TooLarge(_) => Status::resource_exhausted(message),
+        WorkerError::InvalidArgument(_) => Status::invalid_argument(message),
+        WorkerError::OutOfOrder { .. } => Status::failed_precondition(message),
+        WorkerError::Gone { .. } => Status::out_of_range(message),
+        WorkerError::Stopped { .. } => Status::unavailable(message),
+        WorkerError::Storage { .. } => Status::internal(message),
     }
 }
 

@@ -69,7 +69,13 @@ pub fn node_to_wire(node: &NodeRecord) -> v1::Node {
 }
 
 pub fn partition_to_wire(p: &PartitionAssignment) -> v1::Partition {
-    v1::Partition { id: p.id, replicas: p.replicas.clone(), leader: p.leader.unwrap_or(0), epoch: p.epoch }
+    v1::Partition {
+        id: p.id,
+        replicas: p.replicas.clone(),
+        leader: p.leader.unwrap_or(0),
+        epoch: p.epoch,
+        leader_term: p.leader_term,
+    }
 }
 
 pub fn settings_to_wire(s: &ClusterSettings) -> v1::ClusterSettings {
@@ -83,7 +89,51 @@ pub fn map_to_wire(map: &ClusterMap) -> v1::PartitionMap {
         partitions: map.table.partitions.iter().map(partition_to_wire).collect(),
         nodes: map.nodes.values().map(node_to_wire).collect(),
         nodes_version: map.nodes_version,
+        cluster_id: map.cluster_id.clone().unwrap_or_default(),
     }
+}
+
+/// The cluster map a wire partition map describes. Fails on a node state
+/// or role this build does not know.
+pub fn map_from_wire(map: &v1::PartitionMap) -> Result<ClusterMap, String> {
+    let mut nodes = std::collections::BTreeMap::new();
+    for n in &map.nodes {
+        let state = node_state_from_wire(n.state).ok_or_else(|| format!("node {}: unknown state {}", n.id, n.state))?;
+        let roles = n
+            .roles
+            .iter()
+            .map(|r| r.parse::<Role>().map_err(|e| format!("node {}: {e}", n.id)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let spec = NodeSpec {
+            id: n.id,
+            addr: n.addr.clone(),
+            zone: n.zone.clone(),
+            capacity_cores: n.capacity_cores,
+            price_per_hour: n.price_per_hour,
+            roles,
+        };
+        nodes.insert(n.id, NodeRecord { spec, state, state_since_ms: n.state_since_ms });
+    }
+    let partitions = map
+        .partitions
+        .iter()
+        .map(|p| PartitionAssignment {
+            id: p.id,
+            replicas: p.replicas.clone(),
+            leader: (p.leader != 0).then_some(p.leader),
+            epoch: p.epoch,
+            leader_term: p.leader_term,
+        })
+        .collect();
+    Ok(ClusterMap {
+        cluster_id: (!map.cluster_id.is_empty()).then(|| map.cluster_id.clone()),
+        settings: map
+            .settings
+            .map(|s| ClusterSettings { partition_count: s.partition_count, replication_factor: s.replication_factor }),
+        nodes,
+        nodes_version: map.nodes_version,
+        table: eddy_core::PartitionTable { epoch: map.epoch, partitions },
+    })
 }
 
 #[cfg(test)]
@@ -97,6 +147,30 @@ mod tests {
         }
         assert_eq!(node_state_from_wire(0), None);
         assert_eq!(node_state_from_wire(99), None);
+    }
+
+    #[test]
+    fn maps_round_trip() {
+        let mut map = ClusterMap {
+            cluster_id: Some("c".into()),
+            settings: Some(ClusterSettings { partition_count: 2, replication_factor: 1 }),
+            nodes: Default::default(),
+            nodes_version: 1,
+            table: eddy_core::PartitionTable::unassigned(2),
+        };
+        let spec = NodeSpec {
+            id: 1,
+            addr: "a:1".into(),
+            zone: "z".into(),
+            capacity_cores: 1.0,
+            price_per_hour: 0.5,
+            roles: vec![Role::Worker],
+        };
+        map.nodes.insert(1, NodeRecord { spec, state: NodeState::Up, state_since_ms: 9 });
+        map.table.partitions[1].replicas = vec![1];
+        map.table.partitions[1].leader = Some(1);
+        map.table.partitions[1].leader_term = 4;
+        assert_eq!(map_from_wire(&map_to_wire(&map)), Ok(map));
     }
 
     #[test]

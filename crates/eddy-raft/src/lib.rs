@@ -4,7 +4,7 @@
 //! channel per peer, whatever the group.
 
 mod network;
-mod receiver;
+pub mod receiver;
 
 use std::sync::{Arc, OnceLock};
 

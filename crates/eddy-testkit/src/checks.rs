@@ -33,3 +33,17 @@ pub async fn controller_client(addr: &str) -> anyhow::Result<ControllerServiceCl
     let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?.connect().await?;
     Ok(ControllerServiceClient::new(channel))
 }
+
+/// Where each partition's replicas are, leaders aside: what placement
+/// decides, while leaders move with elections.
+pub fn placement(status: &StatusView) -> Vec<(u32, Vec<u64>)> {
+    status
+        .partitions
+        .iter()
+        .map(|p| {
+            let mut replicas = p.replicas.clone();
+            replicas.sort_unstable();
+            (p.id, replicas)
+        })
+        .collect()
+}

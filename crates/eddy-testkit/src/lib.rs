@@ -15,4 +15,4 @@ pub use process::{Bins, tied_command};
 
 mod checks;
 
-pub use checks::{controller_client, healthy, re_registration};
+pub use checks::{controller_client, healthy, placement, re_registration};

@@ -1,4 +1,4 @@
-use eddy_core::{NodeRecord, NodeSpec, NodeState, PartitionTable, Role};
+use eddy_core::{LeaderReport, NodeRecord, NodeSpec, NodeState, PartitionTable, Role};
 
 use super::*;
 
@@ -36,6 +36,7 @@ fn observe<'a>(map: &'a ClusterMap, silence: &'a BTreeMap<NodeId, Silence>, sett
         now_ms: 42,
         bootstrap_settings: SETTINGS,
         fresh_cluster_id: "fresh",
+        leader_reports: &[],
     }
 }
 
@@ -73,5 +74,28 @@ fn silent_nodes_are_proposed_suspect_with_compare_and_set() {
     assert_eq!(
         decision.commands,
         vec![Command::SetNodeState { node: 2, from: NodeState::Up, to: NodeState::Suspect, at_ms: 42 }]
+    );
+}
+
+#[test]
+fn newer_leader_reports_are_recorded_and_stale_ones_dropped() {
+    let mut map = map_with(&[(1, NodeState::Up), (2, NodeState::Up)]);
+    map.table.partitions.iter_mut().for_each(|p| {
+        p.replicas = vec![1, 2];
+        p.leader = Some(1);
+        p.leader_term = 3;
+    });
+    let silence = BTreeMap::from([(1, Silence::Heard(10)), (2, Silence::Heard(10))]);
+    let reports = [
+        LeaderReport { partition: 0, node: 2, term: 4 },
+        LeaderReport { partition: 1, node: 2, term: 2 },
+        LeaderReport { partition: 2, node: 1, term: 3 },
+        LeaderReport { partition: 3, node: 9, term: 8 },
+    ];
+    let obs = Observations { leader_reports: &reports, ..observe(&map, &silence, true) };
+    let decision = decide(&obs, LIVENESS);
+    assert_eq!(
+        decision.commands,
+        vec![Command::ObserveLeaders { reports: vec![LeaderReport { partition: 0, node: 2, term: 4 }] }]
     );
 }

@@ -107,7 +107,8 @@ impl ControllerService for ControllerApi {
     async fn heartbeat(&self, request: Request<HeartbeatRequest>) -> Result<Response<HeartbeatResponse>, Status> {
         let controller = self.controller()?;
         let body = request.get_ref();
-        match controller.heartbeat(body.node_id, &body.cluster_id) {
+        let leading = body.leading.iter().map(|l| (l.partition, l.term)).collect();
+        match controller.heartbeat(body.node_id, &body.cluster_id, leading) {
             Ok(answer) => Ok(Response::new(HeartbeatResponse {
                 state: answer.state.map_or(NodeState::Unspecified, node_state_to_wire) as i32,
                 registered: answer.state.is_some(),

@@ -3,10 +3,12 @@
 
 mod cluster;
 mod controller;
+mod events;
 mod raft;
 
 pub use cluster::ClusterApi;
 pub use controller::ControllerApi;
+pub use events::EventApi;
 pub use raft::RaftApi;
 
 use eddy_core::NodeId;

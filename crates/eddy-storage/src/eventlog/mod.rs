@@ -23,6 +23,14 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
 pub use record::RecordHeader;
+
+/// Whether `name` is the name of a segment file of a log, and its first offset.
+pub fn parse_file_name(name: &str) -> Option<u64> {
+    if name.contains('/') {
+        return None;
+    }
+    parse_segment_name(name)
+}
 use segment::{IndexEntry, Segment, SegmentReader, parse_segment_name};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

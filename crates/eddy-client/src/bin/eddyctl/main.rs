@@ -1,0 +1,108 @@
+//! `eddyctl`: the operator's command-line client.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use eddy_client::view::MapView;
+use eddy_client::{ClusterClient, DEFAULT_ENDPOINT, parse_endpoints};
+
+mod cluster;
+mod events;
+
+use cluster::{join, print_json, print_nodes, print_partitions, print_status, wait_healthy};
+
+#[derive(Debug, Parser)]
+#[command(name = "eddyctl", version, about = "Inspect and operate an Eddy cluster")]
+struct Cli {
+    /// Comma-separated node addresses (host:port); any node of the cluster will do.
+    #[arg(long, global = true, env = "EDDY_ENDPOINTS", default_value = DEFAULT_ENDPOINT)]
+    endpoints: String,
+    /// Give up on a call after this many milliseconds.
+    #[arg(long, global = true, default_value_t = 5000)]
+    timeout_ms: u64,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Controller leader, term, nodes and partitions.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// The node registry.
+    Nodes {
+        #[arg(long)]
+        json: bool,
+    },
+    /// The partition table: replicas and leader of every partition.
+    Partitions {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create the cluster from the first endpoint's initial members (for
+    /// clusters started with controller.auto_bootstrap = false).
+    Bootstrap,
+    /// Submit events: one with --payload, else one per line of standard input.
+    Submit(events::SubmitArgs),
+    /// Print events of every partition (or of --partition ones).
+    Tail(events::TailArgs),
+    /// Wait until the cluster is healthy: a controller leader, every
+    /// registered node up (at least --up of them), every partition led.
+    Wait {
+        /// Least number of nodes that must be up.
+        #[arg(long, default_value_t = 1)]
+        up: usize,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 60)]
+        timeout_secs: u64,
+    },
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let endpoints = parse_endpoints(&cli.endpoints)?;
+    let client = ClusterClient::new(&endpoints, Duration::from_millis(cli.timeout_ms))?;
+    match cli.command {
+        Command::Status { json } => {
+            let status = client.status().await?;
+            if json { print_json(&status) } else { print_status(&status) }
+        }
+        Command::Nodes { json } => {
+            let map = MapView::from_wire(client.partition_map().await?).map_err(anyhow::Error::msg)?;
+            if json { print_json(&map.nodes) } else { print_nodes(&map.nodes) }
+        }
+        Command::Partitions { json } => {
+            let map = MapView::from_wire(client.partition_map().await?).map_err(anyhow::Error::msg)?;
+            if json { print_json(&map.partitions) } else { print_partitions(&map.partitions) }
+        }
+        Command::Submit(args) => {
+            let timeout = Duration::from_millis(cli.timeout_ms);
+            events::submit(events::connect(client.endpoints(), timeout).await?, args).await
+        }
+        Command::Tail(args) => {
+            let timeout = Duration::from_millis(cli.timeout_ms);
+            events::tail(events::connect(client.endpoints(), timeout).await?, args).await
+        }
+        Command::Wait { up, timeout_secs } => wait_healthy(&client, up, Duration::from_secs(timeout_secs)).await,
+        Command::Bootstrap => {
+            let done = client.bootstrap().await.context("bootstrap refused")?;
+            println!("bootstrapped the controller with voters {}", join(&done.voters));
+            Ok(())
+        }
+    }
+}

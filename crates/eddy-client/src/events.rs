@@ -1,0 +1,265 @@
+//! The event client: routes each partition's calls to its leader, learns
+//! leaders from the partition map and from "not leader" answers, and retries
+//! what may be retried, with backoff, until a deadline.
+
+use std::sync::RwLock;
+use std::time::Duration;
+
+use eddy_core::{EventUid, Hlc, PartitionId, partition_for_key};
+use eddy_proto::meta;
+use eddy_proto::v1::event_service_client::EventServiceClient;
+use eddy_proto::v1::{self, ReadRequest, SubmitRequest, SubmitResponse};
+use tonic::transport::Channel;
+use tonic::{Code, Status};
+
+use crate::{ClientError, ClusterClient, normalize_endpoint};
+
+/// Where one event of an acknowledged batch is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventAck {
+    pub partition: PartitionId,
+    pub offset: u64,
+    pub uid: EventUid,
+    pub hlc: Hlc,
+    /// The batch had been stored before (an idempotent retry).
+    pub duplicate: bool,
+}
+
+/// Expands a batch acknowledgement into one per event.
+pub fn event_acks(response: &SubmitResponse) -> Vec<EventAck> {
+    (0..u64::from(response.count))
+        .map(|i| {
+            let offset = response.first_offset + i;
+            EventAck {
+                partition: response.partition,
+                offset,
+                uid: EventUid::new(response.uid_salt, response.partition, offset),
+                hlc: Hlc(response.first_hlc + i),
+                duplicate: response.duplicate,
+            }
+        })
+        .collect()
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// Give up on a call after this long.
+    pub deadline: Duration,
+    pub first_backoff: Duration,
+    pub max_backoff: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            deadline: Duration::from_secs(30),
+            first_backoff: Duration::from_millis(20),
+            max_backoff: Duration::from_secs(1),
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Routes {
+    epoch: u64,
+    nodes_version: u64,
+    partition_count: u32,
+    /// Leader URL per partition, when known.
+    leaders: Vec<Option<String>>,
+}
+
+#[derive(Debug)]
+pub struct EventClient {
+    cluster: ClusterClient,
+    routes: RwLock<Routes>,
+    retry: RetryPolicy,
+}
+
+/// What a failed attempt calls for.
+enum Next {
+    Redirect(String),
+    Backoff(Option<Duration>),
+    Fail,
+}
+
+fn classify(status: &Status) -> Next {
+    let text = |key: &str| status.metadata().get(key).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    if let Some(addr) = text(meta::LEADER_ADDR).filter(|a| !a.is_empty()) {
+        return Next::Redirect(addr);
+    }
+    let hint = text(meta::RETRY_AFTER_MS).and_then(|v| v.parse().ok()).map(Duration::from_millis);
+    match status.code() {
+        Code::Unavailable | Code::Unknown | Code::Cancelled | Code::DeadlineExceeded | Code::Aborted => {
+            Next::Backoff(hint)
+        }
+        Code::ResourceExhausted if hint.is_some() => Next::Backoff(hint),
+        _ => Next::Fail,
+    }
+}
+
+impl EventClient {
+    /// A client of the cluster at `endpoints`; reads the partition map.
+    pub async fn connect(endpoints: &[String], timeout: Duration, retry: RetryPolicy) -> Result<Self, ClientError> {
+        let client = EventClient { cluster: ClusterClient::new(endpoints, timeout)?, routes: RwLock::default(), retry };
+        client.refresh().await?;
+        Ok(client)
+    }
+
+    pub fn cluster(&self) -> &ClusterClient {
+        &self.cluster
+    }
+
+    /// Reads the partition map again.
+    pub async fn refresh(&self) -> Result<(), ClientError> {
+        let map = self.cluster.partition_map().await?;
+        self.learn(&map);
+        Ok(())
+    }
+
+    /// Takes in a partition map unless it is older than what is known.
+    pub fn learn(&self, map: &v1::PartitionMap) {
+        let Ok(mut routes) = self.routes.write() else { return };
+        if routes.partition_count != 0 && (map.epoch < routes.epoch || map.nodes_version < routes.nodes_version) {
+            return;
+        }
+        let addr_of = |id: u64| map.nodes.iter().find(|n| n.id == id).and_then(|n| normalize_endpoint(&n.addr).ok());
+        routes.epoch = map.epoch;
+        routes.nodes_version = map.nodes_version;
+        routes.partition_count = map.settings.map_or(0, |s| s.partition_count);
+        routes.leaders = map.partitions.iter().map(|p| (p.leader != 0).then(|| addr_of(p.leader)).flatten()).collect();
+    }
+
+    pub fn partition_count(&self) -> u32 {
+        self.routes.read().map_or(0, |r| r.partition_count)
+    }
+
+    pub fn partition_for_key(&self, key: &[u8]) -> PartitionId {
+        partition_for_key(key, self.partition_count())
+    }
+
+    fn leader_url(&self, partition: PartitionId) -> Option<String> {
+        self.routes.read().ok()?.leaders.get(partition as usize)?.clone()
+    }
+
+    fn note_leader(&self, partition: PartitionId, addr: &str) {
+        let Ok(url) = normalize_endpoint(addr) else { return };
+        if let Ok(mut routes) = self.routes.write()
+            && let Some(slot) = routes.leaders.get_mut(partition as usize)
+        {
+            *slot = Some(url);
+        }
+    }
+
+    fn client_for(&self, partition: PartitionId) -> Result<(String, EventServiceClient<Channel>), ClientError> {
+        let url = self.leader_url(partition).unwrap_or_else(|| self.cluster.endpoints()[0].clone());
+        let client = EventServiceClient::new(self.cluster.channel(&url)?)
+            .max_decoding_message_size(64 << 20)
+            .max_encoding_message_size(64 << 20);
+        Ok((url, client))
+    }
+
+    /// Runs `call` against the partition's leader until it answers, the
+    /// refusal is final, or the deadline passes.
+    async fn with_leader<T, F, Fut>(&self, partition: PartitionId, call: F) -> Result<T, ClientError>
+    where
+        F: Fn(EventServiceClient<Channel>) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<T>, Status>>,
+    {
+        let deadline = tokio::time::Instant::now() + self.retry.deadline;
+        let mut backoff = self.retry.first_backoff;
+        let mut tried = Vec::new();
+        loop {
+            let (url, client) = self.client_for(partition)?;
+            let status = match call(client).await {
+                Ok(response) => return Ok(response.into_inner()),
+                Err(status) => status,
+            };
+            match classify(&status) {
+                Next::Redirect(addr) => self.note_leader(partition, &addr),
+                Next::Fail => return Err(status.into()),
+                Next::Backoff(hint) => {
+                    if tokio::time::Instant::now() + backoff > deadline {
+                        tried.push((url, status.message().to_owned()));
+                        return Err(ClientError::Unreachable { tried });
+                    }
+                    tokio::time::sleep(hint.unwrap_or(backoff)).await;
+                    backoff = (backoff * 2).min(self.retry.max_backoff);
+                    // The leader may have moved without telling us.
+                    let _ = self.refresh().await;
+                }
+            }
+            if tokio::time::Instant::now() > deadline {
+                tried.push((url, status.message().to_owned()));
+                return Err(ClientError::Unreachable { tried });
+            }
+        }
+    }
+
+    /// Submits a batch to the leader of `request.partition` (which must be
+    /// set), retrying until it is stored or refused for good.
+    pub async fn submit(&self, request: SubmitRequest) -> Result<SubmitResponse, ClientError> {
+        let partition = request
+            .partition
+            .ok_or_else(|| ClientError::Malformed("submit: the request must name its partition".into()))?;
+        self.with_leader(partition, |mut client| {
+            let request = request.clone();
+            async move { client.submit(request).await }
+        })
+        .await
+    }
+
+    /// Events `from..to` (to = 0: to the end) of a partition, from its leader.
+    pub async fn read(
+        &self,
+        partition: PartitionId,
+        from: u64,
+        to: u64,
+        max_events: u32,
+    ) -> Result<v1::ReadResponse, ClientError> {
+        self.with_leader(partition, |mut client| async move {
+            client.read(ReadRequest { partition, from_offset: from, to_offset: to, max_events }).await
+        })
+        .await
+    }
+
+    /// A channel to the leader of `partition` as known now (for streams).
+    pub fn leader_channel(&self, partition: PartitionId) -> Result<(String, Channel), ClientError> {
+        let url = self.leader_url(partition).unwrap_or_else(|| self.cluster.endpoints()[0].clone());
+        Ok((url.clone(), self.cluster.channel(&url)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batch_acks_expand_per_event() {
+        let response = SubmitResponse {
+            partition: 3,
+            first_offset: 10,
+            count: 2,
+            first_hlc: 500,
+            uid_salt: 7,
+            duplicate: false,
+            request_id: 0,
+        };
+        let acks = event_acks(&response);
+        assert_eq!(acks.len(), 2);
+        assert_eq!((acks[1].offset, acks[1].hlc), (11, Hlc(501)));
+        assert_eq!(acks[1].uid, EventUid::new(7, 3, 11));
+    }
+
+    #[test]
+    fn refusals_are_classified() {
+        let mut redirect = Status::failed_precondition("not leader");
+        redirect.metadata_mut().insert(meta::LEADER_ADDR, "127.0.0.1:1".parse().unwrap());
+        assert!(matches!(classify(&redirect), Next::Redirect(_)));
+        assert!(matches!(classify(&Status::unavailable("x")), Next::Backoff(None)));
+        assert!(matches!(classify(&Status::resource_exhausted("too big")), Next::Fail));
+        let mut busy = Status::resource_exhausted("busy");
+        busy.metadata_mut().insert(meta::RETRY_AFTER_MS, "50".parse().unwrap());
+        assert!(matches!(classify(&busy), Next::Backoff(Some(_))));
+        assert!(matches!(classify(&Status::invalid_argument("bad")), Next::Fail));
+    }
+}

@@ -1,0 +1,169 @@
+//! The event API: submit, pipelined submit stream, read.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use eddy_core::{Event, EventUid};
+use eddy_proto::meta;
+use eddy_proto::v1::event_service_server::EventService;
+use eddy_proto::v1::{
+    self, ReadRequest, ReadResponse, SubmitError, SubmitRequest, SubmitResponse, SubmitStreamResponse,
+    submit_stream_response,
+};
+use eddy_worker::Worker;
+use eddy_worker::api::SubmitAck;
+use eddy_worker::types::ProducerStamp;
+use futures::Stream;
+use tokio::sync::{Semaphore, mpsc};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::status::worker_status;
+
+/// Requests of one submit stream in flight at once.
+const STREAM_IN_FLIGHT: usize = 1024;
+/// Events one read returns at most.
+const MAX_READ_EVENTS: usize = 10_000;
+
+pub struct EventApi {
+    pub node_id: u64,
+    pub worker: Option<Arc<Worker>>,
+}
+
+fn event_from_wire(event: v1::Event) -> Event {
+    Event { key: event.key, event_type: event.r#type, payload: event.payload, attributes: event.attributes }
+}
+
+fn event_to_wire(event: Event) -> v1::Event {
+    v1::Event { key: event.key, r#type: event.event_type, payload: event.payload, attributes: event.attributes }
+}
+
+fn ack_to_wire(ack: &SubmitAck, request_id: u64) -> SubmitResponse {
+    SubmitResponse {
+        partition: ack.partition,
+        first_offset: ack.ack.first_offset,
+        count: ack.ack.count,
+        first_hlc: ack.ack.first_hlc.0,
+        uid_salt: ack.uid_salt,
+        duplicate: ack.duplicate,
+        request_id,
+    }
+}
+
+fn error_to_wire(status: &Status) -> SubmitError {
+    let text = |key: &str| status.metadata().get(key).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    SubmitError {
+        code: status.code() as i32,
+        message: status.message().to_owned(),
+        leader_id: text(meta::LEADER_ID).and_then(|v| v.parse().ok()).unwrap_or(0),
+        leader_addr: text(meta::LEADER_ADDR).unwrap_or_default(),
+        retry_after_ms: text(meta::RETRY_AFTER_MS).and_then(|v| v.parse().ok()).unwrap_or(0),
+    }
+}
+
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+impl EventApi {
+    fn worker(&self) -> Result<&Arc<Worker>, Status> {
+        self.worker.as_ref().ok_or_else(|| {
+            Status::failed_precondition(format!("node {} has no worker role; send events to a worker", self.node_id))
+        })
+    }
+}
+
+/// Queues a request's batch; the returned future waits for its commit.
+fn begin(
+    worker: &Worker,
+    request: SubmitRequest,
+) -> Result<impl Future<Output = Result<SubmitAck, Status>> + use<>, Status> {
+    let producer = request.producer.map(|p| ProducerStamp { id: p.id, sequence: p.sequence });
+    let events = request.events.into_iter().map(event_from_wire).collect();
+    let queued = worker.begin_submit(request.partition, events, producer, now_ms()).map_err(|e| worker_status(&e))?;
+    Ok(async move { queued.finish().await.map_err(|e| worker_status(&e)) })
+}
+
+type AnswerStream = Pin<Box<dyn Stream<Item = Result<SubmitStreamResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl EventService for EventApi {
+    async fn submit(&self, request: Request<SubmitRequest>) -> Result<Response<SubmitResponse>, Status> {
+        let request = request.into_inner();
+        let request_id = request.request_id;
+        let ack = begin(self.worker()?, request)?.await?;
+        Ok(Response::new(ack_to_wire(&ack, request_id)))
+    }
+
+    type SubmitStreamStream = AnswerStream;
+
+    async fn submit_stream(
+        &self,
+        request: Request<Streaming<SubmitRequest>>,
+    ) -> Result<Response<Self::SubmitStreamStream>, Status> {
+        let worker = self.worker()?.clone();
+        let mut requests = request.into_inner();
+        let (answers, stream) = mpsc::channel(STREAM_IN_FLIGHT);
+        let slots = Arc::new(Semaphore::new(STREAM_IN_FLIGHT));
+        tokio::spawn(async move {
+            loop {
+                let request = match requests.message().await {
+                    Ok(Some(request)) => request,
+                    Ok(None) => return,
+                    Err(status) => {
+                        let _ = answers.send(Err(status)).await;
+                        return;
+                    }
+                };
+                // A full window waits here, so a fast client cannot queue
+                // without bound; HTTP/2 flow control pushes back on it.
+                let Ok(slot) = slots.clone().acquire_owned().await else { return };
+                let request_id = request.request_id;
+                // Queued in arrival order, so batches keep their order per partition.
+                let waiting = begin(&worker, request);
+                let answers = answers.clone();
+                tokio::spawn(async move {
+                    let _slot = slot;
+                    let result = match waiting {
+                        Ok(waiting) => waiting.await,
+                        Err(status) => Err(status),
+                    };
+                    let answer = match result {
+                        Ok(ack) => submit_stream_response::Result::Ok(ack_to_wire(&ack, request_id)),
+                        Err(status) => submit_stream_response::Result::Error(error_to_wire(&status)),
+                    };
+                    let _ = answers.send(Ok(SubmitStreamResponse { request_id, result: Some(answer) })).await;
+                });
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(stream))))
+    }
+
+    async fn read(&self, request: Request<ReadRequest>) -> Result<Response<ReadResponse>, Status> {
+        let worker = self.worker()?;
+        let request = request.into_inner();
+        let max =
+            if request.max_events == 0 { MAX_READ_EVENTS } else { (request.max_events as usize).min(MAX_READ_EVENTS) };
+        let result = worker
+            .read(request.partition, request.from_offset, request.to_offset, max)
+            .map_err(|e| worker_status(&e))?;
+        let events = result
+            .events
+            .into_iter()
+            .map(|stored| v1::StoredEvent {
+                partition: stored.partition,
+                offset: stored.offset,
+                uid: uid_bytes(stored.uid),
+                hlc: stored.hlc.0,
+                event: Some(event_to_wire(stored.event)),
+            })
+            .collect();
+        Ok(Response::new(ReadResponse { events, end_offset: result.end_offset, start_offset: result.start_offset }))
+    }
+}
+
+pub fn uid_bytes(uid: EventUid) -> Vec<u8> {
+    uid.0.to_be_bytes().to_vec()
+}

@@ -1,0 +1,255 @@
+//! What clients ask of a worker: submit events, read them back.
+
+use std::collections::BTreeSet;
+
+use eddy_core::{Event, EventUid, PartitionId, StoredEvent, partition_for_key};
+use tokio::sync::oneshot;
+
+use crate::WorkerError;
+use crate::config::Limits;
+use crate::proposer::Pending;
+use crate::state::LogRecord;
+use crate::types::{AppendOutcome, AppendRequest, BatchAck, ProducerStamp};
+use crate::worker::Worker;
+
+/// Where a submitted batch was stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SubmitAck {
+    pub partition: PartitionId,
+    pub ack: BatchAck,
+    /// The batch had been stored before; this is the original acknowledgement.
+    pub duplicate: bool,
+    pub uid_salt: u32,
+}
+
+/// A batch waiting for its entry to commit.
+pub struct QueuedSubmit {
+    partition: PartitionId,
+    producer: Option<ProducerStamp>,
+    answer: oneshot::Receiver<Result<AppendOutcome, WorkerError>>,
+    uid_salt: u32,
+}
+
+impl QueuedSubmit {
+    /// Waits for the commit; answers where the batch is stored.
+    pub async fn finish(self) -> Result<SubmitAck, WorkerError> {
+        let QueuedSubmit { partition, producer, answer, uid_salt } = self;
+        let outcome = answer.await.map_err(|_| WorkerError::NoLeader { partition })??;
+        match outcome {
+            AppendOutcome::Stored(ack) => Ok(SubmitAck { partition, ack, duplicate: false, uid_salt }),
+            AppendOutcome::Duplicate(ack) => Ok(SubmitAck { partition, ack, duplicate: true, uid_salt }),
+            AppendOutcome::OutOfOrder { expected } => {
+                Err(WorkerError::OutOfOrder { partition, producer: producer.map_or(0, |p| p.id), expected })
+            }
+            AppendOutcome::Stale { next_expected } => Err(WorkerError::InvalidArgument(format!(
+                "this batch was stored long ago (the producer is at sequence {next_expected}); its acknowledgement is no longer kept"
+            ))),
+        }
+    }
+}
+
+/// Events read from a partition.
+#[derive(Debug, Clone, Default)]
+pub struct ReadResult {
+    pub events: Vec<StoredEvent>,
+    /// The partition's next offset when the read was made.
+    pub end_offset: u64,
+    /// The oldest offset still kept.
+    pub start_offset: u64,
+}
+
+/// Checks a batch against the limits; the message names the limit.
+pub fn check_limits(events: &[Event], limits: &Limits) -> Result<usize, WorkerError> {
+    if events.is_empty() {
+        return Err(WorkerError::InvalidArgument("a batch needs at least one event".into()));
+    }
+    if events.len() > limits.max_batch_events {
+        return Err(WorkerError::TooLarge(format!(
+            "the batch has {} events, above the limit max_batch_events = {}",
+            events.len(),
+            limits.max_batch_events
+        )));
+    }
+    let mut total = 0usize;
+    for (i, event) in events.iter().enumerate() {
+        if event.key.len() > limits.max_key_bytes {
+            return Err(WorkerError::InvalidArgument(format!(
+                "event {i}: its key is {} bytes, above the limit max_key_bytes = {}",
+                event.key.len(),
+                limits.max_key_bytes
+            )));
+        }
+        if event.event_type.len() > limits.max_type_bytes {
+            return Err(WorkerError::InvalidArgument(format!(
+                "event {i}: its type is {} bytes, above the limit max_type_bytes = {}",
+                event.event_type.len(),
+                limits.max_type_bytes
+            )));
+        }
+        let size = event.size_bytes();
+        if size > limits.max_event_bytes {
+            return Err(WorkerError::InvalidArgument(format!(
+                "event {i} is {size} bytes, above the limit max_event_bytes = {}",
+                limits.max_event_bytes
+            )));
+        }
+        total += size;
+    }
+    if total > limits.max_batch_bytes {
+        return Err(WorkerError::TooLarge(format!(
+            "the batch is {total} bytes, above the limit max_batch_bytes = {}",
+            limits.max_batch_bytes
+        )));
+    }
+    Ok(total)
+}
+
+impl Worker {
+    /// The partition a batch goes to: the one named, or the one its keys map to.
+    fn resolve_partition(
+        &self,
+        named: Option<PartitionId>,
+        events: &[Event],
+        producer: Option<ProducerStamp>,
+    ) -> Result<PartitionId, WorkerError> {
+        let map = self.map();
+        let Some(settings) = map.settings else { return Err(WorkerError::NotReady) };
+        let count = settings.partition_count;
+        let keyed: BTreeSet<PartitionId> =
+            events.iter().filter(|e| !e.key.is_empty()).map(|e| partition_for_key(&e.key, count)).collect();
+        match named {
+            Some(p) if p >= count => {
+                Err(WorkerError::InvalidArgument(format!("unknown partition {p}: the cluster has {count} partitions")))
+            }
+            Some(p) => match keyed.iter().find(|k| **k != p) {
+                Some(other) => Err(WorkerError::InvalidArgument(format!(
+                    "an event's key maps to partition {other}, not to the named partition {p}"
+                ))),
+                None => Ok(p),
+            },
+            None if keyed.len() > 1 => Err(WorkerError::InvalidArgument(format!(
+                "the events' keys map to partitions {keyed:?}; send one request per partition"
+            ))),
+            None => match keyed.first() {
+                Some(p) => Ok(*p),
+                None if producer.is_some() => Err(WorkerError::InvalidArgument(
+                    "an idempotent producer must name the partition of keyless events".into(),
+                )),
+                None => self.any_led_partition().ok_or(WorkerError::NoLeader { partition: 0 }),
+            },
+        }
+    }
+
+    /// Stores a batch; answers once it is committed.
+    pub async fn submit(
+        &self,
+        partition: Option<PartitionId>,
+        events: Vec<Event>,
+        producer: Option<ProducerStamp>,
+        now_ms: u64,
+    ) -> Result<SubmitAck, WorkerError> {
+        self.begin_submit(partition, events, producer, now_ms)?.finish().await
+    }
+
+    /// Checks a batch and queues it for its partition's next entry. Batches
+    /// queued one after another enter Raft in that order.
+    pub fn begin_submit(
+        &self,
+        partition: Option<PartitionId>,
+        events: Vec<Event>,
+        producer: Option<ProducerStamp>,
+        now_ms: u64,
+    ) -> Result<QueuedSubmit, WorkerError> {
+        let bytes = check_limits(&events, &self.limits())?;
+        let partition = self.resolve_partition(partition, &events, producer)?;
+        let replica = self.leader_replica(partition)?;
+        let (reply, answer) = oneshot::channel();
+        let request = AppendRequest { producer, proposed_ms: now_ms, events };
+        replica.proposer().submit(Pending { request, bytes, reply })?;
+        Ok(QueuedSubmit { partition, producer, answer, uid_salt: self.uid_salt() })
+    }
+
+    /// Events of a partition this node leads, from `from` (inclusive) to
+    /// `to` (exclusive; 0 for the end), at most `max_events`.
+    pub fn read(
+        &self,
+        partition: PartitionId,
+        from: u64,
+        to: u64,
+        max_events: usize,
+    ) -> Result<ReadResult, WorkerError> {
+        let replica = self.leader_replica(partition)?;
+        let log = replica.view.borrow().log.clone();
+        let storage = |reason: String| WorkerError::Storage { partition, reason };
+        let start = log.start_offset();
+        if from < start {
+            return Err(WorkerError::Gone { partition, offset: from, start });
+        }
+        let end = log.next_offset();
+        let to = if to == 0 { end } else { to.min(end) };
+        let salt = self.uid_salt();
+        let mut events = Vec::new();
+        let mut next = from;
+        while next < to && events.len() < max_events {
+            let records = log.read(next, 4 << 20).map_err(|e| storage(e.to_string()))?;
+            if records.is_empty() {
+                break;
+            }
+            for (header, payload) in records {
+                let record: LogRecord = postcard::from_bytes(&payload).map_err(|e| storage(e.to_string()))?;
+                let LogRecord::Events { batches, .. } = record else { continue };
+                for (offset, logged) in (header.first_offset..).zip(batches.into_iter().flat_map(|b| b.events)) {
+                    if offset >= next && offset < to && events.len() < max_events {
+                        events.push(StoredEvent {
+                            partition,
+                            offset,
+                            uid: EventUid::new(salt, partition, offset),
+                            hlc: logged.hlc,
+                            event: logged.event,
+                        });
+                    }
+                }
+                next = next.max(header.end_offset());
+            }
+        }
+        Ok(ReadResult { events, end_offset: end, start_offset: start })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+
+    fn event(key: &[u8], payload: usize) -> Event {
+        Event {
+            key: Bytes::copy_from_slice(key),
+            event_type: "t".into(),
+            payload: Bytes::from(vec![0u8; payload]),
+            ..Event::default()
+        }
+    }
+
+    #[test]
+    fn limits_name_the_limit() {
+        let limits = Limits {
+            max_event_bytes: 100,
+            max_key_bytes: 4,
+            max_type_bytes: 8,
+            max_batch_events: 2,
+            max_batch_bytes: 150,
+        };
+        assert!(check_limits(&[], &limits).unwrap_err().to_string().contains("at least one event"));
+        assert!(check_limits(&vec![event(b"k", 1); 3], &limits).unwrap_err().to_string().contains("max_batch_events"));
+        assert!(check_limits(&[event(b"toolong", 1)], &limits).unwrap_err().to_string().contains("max_key_bytes"));
+        assert!(check_limits(&[event(b"k", 200)], &limits).unwrap_err().to_string().contains("max_event_bytes"));
+        assert!(
+            check_limits(&[event(b"k", 90), event(b"k", 90)], &limits)
+                .unwrap_err()
+                .to_string()
+                .contains("max_batch_bytes")
+        );
+        assert!(matches!(check_limits(&[event(b"k", 10)], &limits), Ok(12)));
+    }
+}

@@ -1,0 +1,143 @@
+//! One local replica of a partition: its Raft group, its state machine's
+//! view of the event log, and (on the leader) its proposer.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use eddy_core::{NodeId, PartitionId};
+use eddy_proto::channels::PeerChannels;
+use eddy_raft::{ClusterIdentity, GrpcNetwork, RaftNode};
+use eddy_storage::{RaftLogStore, Store};
+use openraft::async_runtime::WatchReceiver;
+use openraft::{ServerState, SnapshotPolicy};
+use tokio::sync::watch;
+
+use crate::WorkerError;
+use crate::config::WorkerConfig;
+use crate::dir::PartitionDir;
+use crate::proposer::Proposer;
+use crate::sm::{LogView, PartitionStateMachine};
+use crate::snapshot::FileSnapshots;
+use crate::types::{PartitionTypes, group_of};
+
+pub type PartitionRaft = openraft::Raft<PartitionTypes, PartitionStateMachine>;
+
+/// Who leads a partition, as this replica knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Leadership {
+    /// This node leads, in `term`.
+    Here {
+        term: u64,
+    },
+    Elsewhere {
+        leader_id: NodeId,
+        leader_addr: String,
+    },
+    Unknown,
+}
+
+pub struct Replica {
+    pub partition: PartitionId,
+    pub raft: PartitionRaft,
+    pub view: watch::Receiver<LogView>,
+    pub dir: PartitionDir,
+    proposer: Proposer,
+}
+
+/// What every replica on a node shares.
+#[derive(Clone)]
+pub struct ReplicaContext {
+    pub node_id: NodeId,
+    pub store: Store,
+    pub channels: PeerChannels,
+    pub identity: ClusterIdentity,
+    pub config: Arc<WorkerConfig>,
+    pub partitions_dir: std::path::PathBuf,
+}
+
+impl Replica {
+    pub async fn open(partition: PartitionId, ctx: &ReplicaContext) -> Result<Self, WorkerError> {
+        let storage = |reason: String| WorkerError::Storage { partition, reason };
+        let dir = PartitionDir::new(ctx.partitions_dir.join(partition.to_string()));
+        let config = &ctx.config;
+        let (sm, view) = PartitionStateMachine::open(partition, dir.clone(), config.event_log)
+            .map_err(|e| storage(e.to_string()))?;
+        let millis = |d: std::time::Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        let raft_config = openraft::Config {
+            cluster_name: format!("eddy-partition-{partition}"),
+            heartbeat_interval: millis(config.raft_heartbeat_interval),
+            election_timeout_min: millis(config.election_timeout_min),
+            election_timeout_max: millis(config.election_timeout_max),
+            // A whole event log may travel; the sender bounds it by its own progress.
+            install_snapshot_timeout: 600_000,
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_every_entries.max(1)),
+            max_in_snapshot_log_to_keep: config.keep_entries_after_snapshot,
+            replication_lag_threshold: config.keep_entries_after_snapshot.max(1) * 2,
+            enable_leader_restore: Some(false),
+            enable_pre_vote: Some(true),
+            ..Default::default()
+        }
+        .validate()
+        .map_err(|e| WorkerError::InvalidArgument(format!("partition raft timing: {e}")))?;
+        let network = GrpcNetwork::new(group_of(partition), ctx.channels.clone(), ctx.identity.clone(), FileSnapshots);
+        let log = RaftLogStore::new(ctx.store.clone(), group_of(partition));
+        let raft = PartitionRaft::new(ctx.node_id, Arc::new(raft_config), network, log, sm)
+            .await
+            .map_err(|e| WorkerError::Stopped { partition, reason: e.to_string() })?;
+        let proposer = Proposer::start(partition, raft.clone(), config);
+        Ok(Replica { partition, raft, view, dir, proposer })
+    }
+
+    pub fn proposer(&self) -> &Proposer {
+        &self.proposer
+    }
+
+    pub fn leadership(&self) -> Leadership {
+        let metrics = self.raft.metrics().borrow_watched().clone();
+        if metrics.state == ServerState::Leader {
+            return Leadership::Here { term: metrics.current_term };
+        }
+        match metrics.current_leader {
+            Some(id) => {
+                let addr = metrics.membership_config.membership().get_node(&id).map(|n| n.addr.clone());
+                match addr {
+                    Some(leader_addr) => Leadership::Elsewhere { leader_id: id, leader_addr },
+                    None => Leadership::Unknown,
+                }
+            }
+            None => Leadership::Unknown,
+        }
+    }
+
+    /// Ok when this replica leads; otherwise the error naming the leader.
+    pub fn ensure_leader(&self) -> Result<(), WorkerError> {
+        match self.leadership() {
+            Leadership::Here { .. } => Ok(()),
+            Leadership::Elsewhere { leader_id, leader_addr } => {
+                Err(WorkerError::NotLeader { partition: self.partition, leader_id, leader_addr })
+            }
+            Leadership::Unknown => Err(WorkerError::NoLeader { partition: self.partition }),
+        }
+    }
+
+    /// Creates the group with `members` as voters, unless it exists.
+    pub async fn initialize(&self, members: BTreeMap<NodeId, RaftNode>) -> Result<bool, WorkerError> {
+        let partition = self.partition;
+        let initialized =
+            self.raft.is_initialized().await.map_err(|e| WorkerError::Stopped { partition, reason: e.to_string() })?;
+        if initialized {
+            return Ok(false);
+        }
+        match self.raft.initialize(members).await {
+            Ok(()) => Ok(true),
+            Err(openraft::errors::RaftError::APIError(openraft::errors::InitializeError::NotAllowed(_))) => Ok(false),
+            Err(err) => Err(WorkerError::Stopped { partition, reason: err.to_string() }),
+        }
+    }
+
+    pub async fn shutdown(&self) {
+        if let Err(err) = self.raft.shutdown().await {
+            tracing::warn!(partition = self.partition, error = %err, "partition raft did not stop cleanly");
+        }
+    }
+}

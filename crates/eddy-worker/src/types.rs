@@ -1,0 +1,107 @@
+//! A partition group's Raft types: the commands it replicates and what
+//! applying them answers.
+
+use std::fmt;
+
+use eddy_core::{Event, Hlc, PartitionId};
+pub use eddy_raft::RaftNode;
+use serde::{Deserialize, Serialize};
+
+/// Raft group id of a partition on the shared transport and storage (the
+/// controller is group 0).
+pub fn group_of(partition: PartitionId) -> u64 {
+    u64::from(partition) + 1
+}
+
+/// The partition a group id names, if it names one.
+pub fn partition_of(group: u64) -> Option<PartitionId> {
+    group.checked_sub(1).and_then(|p| PartitionId::try_from(p).ok())
+}
+
+/// An idempotent producer's stamp on a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProducerStamp {
+    pub id: u64,
+    /// The producer's count of events sent to this partition before this batch.
+    pub sequence: u64,
+}
+
+/// One client batch inside a command.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AppendRequest {
+    pub producer: Option<ProducerStamp>,
+    /// The leader's wall clock when it proposed the batch; hlcs follow it.
+    pub proposed_ms: u64,
+    pub events: Vec<Event>,
+}
+
+/// What a partition group replicates: client batches, gathered by the
+/// leader into one entry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum PartitionCommand {
+    Append(Vec<AppendRequest>),
+}
+
+impl fmt::Display for PartitionCommand {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PartitionCommand::Append(requests) => {
+                let events: usize = requests.iter().map(|r| r.events.len()).sum();
+                write!(f, "append {events} events in {} batches", requests.len())
+            }
+        }
+    }
+}
+
+/// Where a batch's events are: event i at `first_offset + i`, hlc `first_hlc + i`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchAck {
+    pub first_offset: u64,
+    pub count: u32,
+    pub first_hlc: Hlc,
+}
+
+/// What became of one client batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AppendOutcome {
+    Stored(BatchAck),
+    /// The batch had been stored before; this is the original acknowledgement.
+    Duplicate(BatchAck),
+    /// The producer skipped sequence numbers: a batch before this one is missing.
+    OutOfOrder {
+        expected: u64,
+    },
+    /// An old retry whose acknowledgement is no longer kept; it was stored.
+    Stale {
+        next_expected: u64,
+    },
+}
+
+/// The answer to a committed command: one outcome per batch, in order.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionResponse {
+    pub outcomes: Vec<AppendOutcome>,
+}
+
+openraft::declare_raft_types!(
+    /// Raft type configuration of a partition group.
+    pub PartitionTypes:
+        D = PartitionCommand,
+        R = PartitionResponse,
+        NodeId = u64,
+        Node = RaftNode,
+        AsyncRuntime = openraft_rt_tokio::TokioRuntime,
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn groups_and_partitions_map_both_ways() {
+        assert_eq!(group_of(0), 1);
+        assert_eq!(partition_of(1), Some(0));
+        assert_eq!(partition_of(0), None, "group 0 is the controller");
+        assert_eq!(partition_of(group_of(41)), Some(41));
+    }
+}
