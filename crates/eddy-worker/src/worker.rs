@@ -127,7 +127,7 @@ impl Worker {
                     Ok(true) => tracing::info!(partition = assignment.id, "partition group created"),
                     Ok(false) => {}
                     Err(err) => {
-                        tracing::warn!(partition = assignment.id, error = %err, "cannot create partition group")
+                        tracing::warn!(partition = assignment.id, error = %err, "cannot create partition group");
                     }
                 }
             }
