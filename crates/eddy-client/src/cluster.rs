@@ -23,6 +23,7 @@ pub struct ClusterClient {
     endpoints: Vec<String>,
     timeout: Duration,
     channels: Mutex<HashMap<String, Channel>>,
+    preferred: Mutex<Option<String>>,
 }
 
 impl ClusterClient {
@@ -31,7 +32,7 @@ impl ClusterClient {
         if endpoints.is_empty() {
             return Err(ClientError::InvalidEndpoint { endpoint: String::new(), reason: "no endpoint given".into() });
         }
-        Ok(ClusterClient { endpoints, timeout, channels: Mutex::new(HashMap::new()) })
+        Ok(ClusterClient { endpoints, timeout, channels: Mutex::new(HashMap::new()), preferred: Mutex::new(None) })
     }
 
     pub fn endpoints(&self) -> &[String] {
@@ -61,11 +62,21 @@ impl ClusterClient {
         Fut: Future<Output = Result<tonic::Response<T>, Status>>,
     {
         let mut tried = Vec::new();
-        let mut queue: Vec<String> = self.endpoints.iter().rev().cloned().collect();
+        // The endpoint that answered last goes first: one that stopped
+        // answering costs a timeout per call otherwise.
+        let preferred = self.preferred.lock().ok().and_then(|p| p.clone());
+        let mut queue: Vec<String> =
+            self.endpoints.iter().rev().filter(|e| Some(*e) != preferred.as_ref()).cloned().collect();
+        queue.extend(preferred);
         while let Some(url) = queue.pop() {
             let client = ClusterServiceClient::new(self.channel(&url)?);
             match call(client).await {
-                Ok(response) => return Ok(response.into_inner()),
+                Ok(response) => {
+                    if let Ok(mut preferred) = self.preferred.lock() {
+                        *preferred = Some(url);
+                    }
+                    return Ok(response.into_inner());
+                }
                 Err(status) => {
                     if let Some(leader) = leader_addr(&status) {
                         let leader = normalize_endpoint(&leader)?;
@@ -98,6 +109,19 @@ impl ClusterClient {
             return Ok(status);
         };
         ClusterClient::new(&[addr.to_owned()], self.timeout)?.status().await
+    }
+
+    /// The partition map as the controller leader knows it.
+    pub async fn leader_partition_map(&self) -> Result<v1::PartitionMap, ClientError> {
+        let status = self.status().await?;
+        match status.leader_addr.as_deref().filter(|_| !status.confirmed_leader) {
+            Some(addr) => match ClusterClient::new(&[addr.to_owned()], self.timeout)?.partition_map().await {
+                Ok(map) => Ok(map),
+                // The leader did not answer: any node's map is better than none.
+                Err(_) => self.partition_map().await,
+            },
+            None => self.partition_map().await,
+        }
     }
 
     pub async fn partition_map(&self) -> Result<v1::PartitionMap, ClientError> {

@@ -66,13 +66,23 @@ struct Routes {
     partition_count: u32,
     /// Leader URL per partition, when known.
     leaders: Vec<Option<String>>,
+    /// Replica URLs per partition: where to ask when the leader is gone.
+    replicas: Vec<Vec<String>>,
 }
+
+/// How long a node that did not answer is avoided.
+const SUSPECT_FOR: Duration = Duration::from_secs(5);
+/// Retries read the partition map again at most this often.
+const REFRESH_EVERY: Duration = Duration::from_millis(500);
 
 #[derive(Debug)]
 pub struct EventClient {
     cluster: ClusterClient,
     routes: RwLock<Routes>,
     retry: RetryPolicy,
+    /// Nodes that recently did not answer, and when.
+    suspects: std::sync::Mutex<std::collections::HashMap<String, tokio::time::Instant>>,
+    refreshed: std::sync::Mutex<Option<tokio::time::Instant>>,
 }
 
 /// What a failed attempt calls for.
@@ -100,7 +110,13 @@ fn classify(status: &Status) -> Next {
 impl EventClient {
     /// A client of the cluster at `endpoints`; reads the partition map.
     pub async fn connect(endpoints: &[String], timeout: Duration, retry: RetryPolicy) -> Result<Self, ClientError> {
-        let client = EventClient { cluster: ClusterClient::new(endpoints, timeout)?, routes: RwLock::default(), retry };
+        let client = EventClient {
+            cluster: ClusterClient::new(endpoints, timeout)?,
+            routes: RwLock::default(),
+            retry,
+            suspects: Default::default(),
+            refreshed: Default::default(),
+        };
         client.refresh().await?;
         Ok(client)
     }
@@ -109,17 +125,34 @@ impl EventClient {
         &self.cluster
     }
 
-    /// Reads the partition map again.
+    /// Reads the partition map again, from the controller leader: a node
+    /// cut off from the others would hand out an old one.
     pub async fn refresh(&self) -> Result<(), ClientError> {
-        let map = self.cluster.partition_map().await?;
+        let map = self.cluster.leader_partition_map().await?;
         self.learn(&map);
         Ok(())
     }
 
-    /// Takes in a partition map unless it is older than what is known.
+    /// Refreshes unless a refresh happened within the last moments: many
+    /// retries at once need one map, not one each.
+    async fn refresh_soon(&self) {
+        let due = self.refreshed.lock().is_ok_and(|at| at.is_none_or(|at| at.elapsed() > REFRESH_EVERY));
+        if due {
+            if let Ok(mut at) = self.refreshed.lock() {
+                *at = Some(tokio::time::Instant::now());
+            }
+            let _ = self.refresh().await;
+        }
+    }
+
+    /// Takes in a partition map if it is newer than what is known; leaders
+    /// learnt from "not leader" answers are not undone by the same map.
     pub fn learn(&self, map: &v1::PartitionMap) {
         let Ok(mut routes) = self.routes.write() else { return };
-        if routes.partition_count != 0 && (map.epoch < routes.epoch || map.nodes_version < routes.nodes_version) {
+        let newer = map.epoch >= routes.epoch
+            && map.nodes_version >= routes.nodes_version
+            && (map.epoch, map.nodes_version) != (routes.epoch, routes.nodes_version);
+        if routes.partition_count != 0 && !newer {
             return;
         }
         let addr_of = |id: u64| map.nodes.iter().find(|n| n.id == id).and_then(|n| normalize_endpoint(&n.addr).ok());
@@ -127,6 +160,44 @@ impl EventClient {
         routes.nodes_version = map.nodes_version;
         routes.partition_count = map.settings.map_or(0, |s| s.partition_count);
         routes.leaders = map.partitions.iter().map(|p| (p.leader != 0).then(|| addr_of(p.leader)).flatten()).collect();
+        routes.replicas =
+            map.partitions.iter().map(|p| p.replicas.iter().filter_map(|r| addr_of(*r)).collect()).collect();
+    }
+
+    /// Remembers that `url` did not answer; it is avoided for a while.
+    fn suspect(&self, url: &str) {
+        if let Ok(mut suspects) = self.suspects.lock() {
+            suspects.insert(url.to_owned(), tokio::time::Instant::now());
+        }
+    }
+
+    fn clear_suspect(&self, url: &str) {
+        if let Ok(mut suspects) = self.suspects.lock()
+            && !suspects.is_empty()
+        {
+            suspects.remove(url);
+        }
+    }
+
+    fn is_suspect(&self, url: &str) -> bool {
+        let Ok(addr) = normalize_endpoint(url) else { return false };
+        self.suspects.lock().is_ok_and(|s| s.get(&addr).is_some_and(|at| at.elapsed() < SUSPECT_FOR))
+    }
+
+    /// Points `partition` at a replica other than `from` that is not
+    /// suspect: it knows the new leader, or is it. False when none is left.
+    fn try_another_replica(&self, partition: PartitionId, from: &str) -> bool {
+        let candidates: Vec<String> =
+            self.routes.read().ok().and_then(|r| r.replicas.get(partition as usize).cloned()).unwrap_or_default();
+        let next = candidates.into_iter().find(|r| r != from && !self.is_suspect(r));
+        let Ok(mut routes) = self.routes.write() else { return false };
+        match (next, routes.leaders.get_mut(partition as usize)) {
+            (Some(next), Some(slot)) => {
+                *slot = Some(next);
+                true
+            }
+            _ => false,
+        }
     }
 
     pub fn partition_count(&self) -> u32 {
@@ -171,12 +242,29 @@ impl EventClient {
         loop {
             let (url, client) = self.client_for(partition)?;
             let status = match call(client).await {
-                Ok(response) => return Ok(response.into_inner()),
+                Ok(response) => {
+                    self.clear_suspect(&url);
+                    return Ok(response.into_inner());
+                }
                 Err(status) => status,
             };
+            let unreachable =
+                matches!(status.code(), Code::Unavailable | Code::DeadlineExceeded | Code::Unknown | Code::Cancelled)
+                    && status.metadata().get(meta::RETRY_AFTER_MS).is_none();
+            if unreachable {
+                self.suspect(&url);
+            }
             match classify(&status) {
+                // A replica that has not noticed the leader's loss yet still
+                // names it; asking the others is faster than waiting for it.
+                Next::Redirect(addr) if self.is_suspect(&addr) && self.try_another_replica(partition, &url) => {
+                    tokio::time::sleep(backoff.min(Duration::from_millis(100))).await;
+                }
                 Next::Redirect(addr) => self.note_leader(partition, &addr),
                 Next::Fail => return Err(status.into()),
+                // A node that does not answer may be down: its peers know
+                // who leads now, so ask them before waiting.
+                Next::Backoff(_) if unreachable && self.try_another_replica(partition, &url) => {}
                 Next::Backoff(hint) => {
                     if tokio::time::Instant::now() + backoff > deadline {
                         tried.push((url, status.message().to_owned()));
@@ -184,8 +272,12 @@ impl EventClient {
                     }
                     tokio::time::sleep(hint.unwrap_or(backoff)).await;
                     backoff = (backoff * 2).min(self.retry.max_backoff);
-                    // The leader may have moved without telling us.
-                    let _ = self.refresh().await;
+                    // The leader may have moved without telling us: a newer
+                    // map, or another replica, knows.
+                    self.refresh_soon().await;
+                    if self.leader_url(partition).as_deref() == Some(url.as_str()) {
+                        self.try_another_replica(partition, &url);
+                    }
                 }
             }
             if tokio::time::Instant::now() > deadline {

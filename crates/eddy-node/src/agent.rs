@@ -92,8 +92,7 @@ impl Agent {
     }
 
     fn client(&self, addr: &str) -> Result<ControllerServiceClient<tonic::transport::Channel>, Status> {
-        let channel =
-            self.channels.get(addr).map_err(|e| Status::internal(format!("controller address {addr}: {e}")))?;
+        let channel = self.channels.get(addr)?;
         Ok(ControllerServiceClient::new(channel))
     }
 

@@ -60,9 +60,12 @@ impl Default for WorkerSection {
     fn default() -> Self {
         let limits = eddy_worker::config::Limits::default();
         WorkerSection {
-            raft_heartbeat_interval_ms: 300,
-            election_timeout_min_ms: 1500,
-            election_timeout_max_ms: 3000,
+            // A follower refuses votes for election_timeout_max after the
+            // last heartbeat (openraft's leader lease), so failover takes
+            // between max and max + min; short timeouts keep it brief.
+            raft_heartbeat_interval_ms: 150,
+            election_timeout_min_ms: 800,
+            election_timeout_max_ms: 1600,
             snapshot_every_entries: 1000,
             keep_entries_after_snapshot: 2000,
             segment_bytes: 64 * 1024 * 1024,

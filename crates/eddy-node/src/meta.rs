@@ -92,7 +92,7 @@ impl Drop for Meta {
 async fn remote_status(controllers: &[String], channels: &PeerChannels) -> Result<v1::ClusterStatusResponse, Status> {
     let mut last = Status::unavailable("no controller configured");
     for addr in controllers {
-        let channel = channels.get(addr).map_err(|e| Status::internal(format!("controller address {addr}: {e}")))?;
+        let channel = channels.get(addr)?;
         let mut client = ClusterServiceClient::new(channel);
         let call = client.cluster_status(ClusterStatusRequest {});
         match tokio::time::timeout(STATUS_TIMEOUT, call).await {

@@ -15,6 +15,7 @@ use eddy_proto::channels::PeerChannels;
 use eddy_proto::v1::cluster_service_server::ClusterServiceServer;
 use eddy_proto::v1::controller_service_server::ControllerServiceServer;
 use eddy_proto::v1::event_service_server::EventServiceServer;
+use eddy_proto::v1::fault_service_server::FaultServiceServer;
 use eddy_proto::v1::raft_service_server::RaftServiceServer;
 use eddy_storage::{StorageError, Store, StoreOptions};
 use tokio::net::TcpListener;
@@ -25,7 +26,7 @@ use tokio_stream::wrappers::TcpListenerStream;
 use crate::agent::Agent;
 use crate::config::NodeConfig;
 use crate::meta::Meta;
-use crate::services::{ClusterApi, ControllerApi, EventApi, RaftApi};
+use crate::services::{ClusterApi, ControllerApi, EventApi, FAULT_INJECTION_ENV, FaultApi, RaftApi};
 
 const SERVER_DRAIN: Duration = Duration::from_secs(3);
 
@@ -103,6 +104,10 @@ impl RunningNode {
         let events = EventServiceServer::new(EventApi { node_id: id, worker: worker.clone() })
             .max_decoding_message_size(max_submit)
             .max_encoding_message_size(RAFT_MAX_MESSAGE_BYTES);
+        let faults = FaultServiceServer::new(FaultApi {
+            enabled: std::env::var(FAULT_INJECTION_ENV).is_ok_and(|v| v == "1"),
+            channels: channels.clone(),
+        });
         let (stop_server, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(
             tonic::transport::Server::builder()
@@ -110,6 +115,7 @@ impl RunningNode {
                 .add_service(cluster)
                 .add_service(control)
                 .add_service(events)
+                .add_service(faults)
                 .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
                     let _ = stopped.await;
                 }),

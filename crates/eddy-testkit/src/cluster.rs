@@ -127,6 +127,7 @@ impl TestCluster {
             .arg("--config")
             .arg(&node.manifest)
             .env("EDDY_LOG", "info,eddy_controller=debug,openraft=warn")
+            .env("EDDY_FAULT_INJECTION", "1")
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log);
@@ -226,6 +227,36 @@ impl TestCluster {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// Cuts node `id` off from every other node (both directions); clients
+    /// still reach it.
+    pub async fn cut_off(&self, id: u64) -> anyhow::Result<()> {
+        let victim = self.endpoint(id)?;
+        for (other, node) in &self.nodes {
+            let blocked = if *other == id {
+                self.nodes.iter().filter(|(o, _)| **o != id).map(|(_, n)| n.addr.clone()).collect()
+            } else {
+                vec![victim.clone()]
+            };
+            self.set_faults(&node.addr, blocked).await?;
+        }
+        Ok(())
+    }
+
+    /// Restores every link.
+    pub async fn heal(&self) -> anyhow::Result<()> {
+        for node in self.nodes.values() {
+            self.set_faults(&node.addr, Vec::new()).await?;
+        }
+        Ok(())
+    }
+
+    async fn set_faults(&self, addr: &str, blocked_addrs: Vec<String>) -> anyhow::Result<()> {
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?.connect().await?;
+        let mut client = eddy_proto::v1::fault_service_client::FaultServiceClient::new(channel);
+        client.set_faults(eddy_proto::v1::SetFaultsRequest { blocked_addrs }).await?;
+        Ok(())
     }
 
     /// Everything node `id` has logged so far.

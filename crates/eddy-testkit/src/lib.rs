@@ -13,6 +13,8 @@ pub use nix::sys::signal::Signal;
 pub use ports::free_port;
 pub use process::{Bins, tied_command};
 
+pub mod checker;
 mod checks;
+pub mod workload;
 
 pub use checks::{controller_client, healthy, placement, re_registration};

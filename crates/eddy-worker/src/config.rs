@@ -49,9 +49,9 @@ impl Default for Limits {
 impl Default for WorkerConfig {
     fn default() -> Self {
         WorkerConfig {
-            raft_heartbeat_interval: Duration::from_millis(300),
-            election_timeout_min: Duration::from_millis(1500),
-            election_timeout_max: Duration::from_millis(3000),
+            raft_heartbeat_interval: Duration::from_millis(150),
+            election_timeout_min: Duration::from_millis(800),
+            election_timeout_max: Duration::from_millis(1600),
             snapshot_every_entries: 1000,
             keep_entries_after_snapshot: 2000,
             event_log: EventLogConfig::default(),

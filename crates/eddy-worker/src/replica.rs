@@ -36,8 +36,34 @@ pub enum Leadership {
     Unknown,
 }
 
+/// Logs when this replica becomes or stops being its partition's leader.
+async fn log_leadership(partition: PartitionId, raft: PartitionRaft) {
+    let mut metrics = raft.metrics();
+    let mut leading = false;
+    loop {
+        let (state, term) = {
+            let m = metrics.borrow_watched();
+            (m.state, m.current_term)
+        };
+        if (state == ServerState::Leader) != leading {
+            leading = !leading;
+            if leading {
+                tracing::info!(partition, term, "partition leadership acquired");
+            } else {
+                tracing::info!(partition, term, "partition leadership lost");
+            }
+        }
+        if metrics.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
 pub struct Replica {
     pub partition: PartitionId,
+    node_id: NodeId,
+    /// How long a leader acts on its last quorum acknowledgement.
+    lease: std::time::Duration,
     pub raft: PartitionRaft,
     pub view: watch::Receiver<LogView>,
     pub dir: PartitionDir,
@@ -85,7 +111,8 @@ impl Replica {
             .await
             .map_err(|e| WorkerError::Stopped { partition, reason: e.to_string() })?;
         let proposer = Proposer::start(partition, raft.clone(), config);
-        Ok(Replica { partition, raft, view, dir, proposer })
+        tokio::spawn(log_leadership(partition, raft.clone()));
+        Ok(Replica { partition, node_id: ctx.node_id, lease: config.election_timeout_min, raft, view, dir, proposer })
     }
 
     pub fn proposer(&self) -> &Proposer {
@@ -95,7 +122,13 @@ impl Replica {
     pub fn leadership(&self) -> Leadership {
         let metrics = self.raft.metrics().borrow_watched().clone();
         if metrics.state == ServerState::Leader {
-            return Leadership::Here { term: metrics.current_term };
+            // A leader cut off from its followers stays leader in its own
+            // eyes; without a recent quorum it cannot commit, so it does not
+            // claim the partition.
+            let alone = metrics.membership_config.membership().voter_ids().eq([self.node_id]);
+            let acked =
+                metrics.last_quorum_acked.as_ref().is_some_and(|at| openraft::Instant::elapsed(&**at) < self.lease);
+            return if alone || acked { Leadership::Here { term: metrics.current_term } } else { Leadership::Unknown };
         }
         match metrics.current_leader {
             Some(id) => {

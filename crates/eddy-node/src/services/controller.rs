@@ -42,7 +42,7 @@ impl ControllerApi {
     }
 
     fn leader_client(&self, addr: &str) -> Result<ControllerServiceClient<tonic::transport::Channel>, Status> {
-        let channel = self.channels.get(addr).map_err(|e| Status::internal(format!("leader address {addr}: {e}")))?;
+        let channel = self.channels.get(addr)?;
         Ok(ControllerServiceClient::new(channel))
     }
 }

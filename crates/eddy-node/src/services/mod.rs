@@ -4,11 +4,13 @@
 mod cluster;
 mod controller;
 mod events;
+mod faults;
 mod raft;
 
 pub use cluster::ClusterApi;
 pub use controller::ControllerApi;
 pub use events::EventApi;
+pub use faults::{FAULT_INJECTION_ENV, FaultApi};
 pub use raft::RaftApi;
 
 use eddy_core::NodeId;
