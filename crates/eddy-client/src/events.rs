@@ -314,6 +314,24 @@ impl EventClient {
         .await
     }
 
+    /// Asks the leader of `request.partition` a query.
+    pub async fn query(&self, request: v1::QueryRequest) -> Result<v1::QueryResponse, ClientError> {
+        let partition = request.partition;
+        self.with_leader(partition, |mut client| {
+            let request = request.clone();
+            async move { client.query(request).await }
+        })
+        .await
+    }
+
+    /// The digest of a partition's processor states, from its leader.
+    pub async fn processor_digest(&self, partition: PartitionId) -> Result<v1::DigestResponse, ClientError> {
+        self.with_leader(partition, |mut client| async move {
+            client.processor_digest(v1::DigestRequest { partition }).await
+        })
+        .await
+    }
+
     /// A channel to the leader of `partition` as known now (for streams).
     pub fn leader_channel(&self, partition: PartitionId) -> Result<(String, Channel), ClientError> {
         let url = self.leader_url(partition).unwrap_or_else(|| self.cluster.endpoints()[0].clone());

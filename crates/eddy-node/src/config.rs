@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 /// Address `eddyd dev` listens on and `eddyctl` calls by default.
 pub const DEV_ADDR: &str = "127.0.0.1:7070";
 
-const SECTIONS: [&str; 5] = ["node", "controller", "cluster", "liveness", "worker"];
+const SECTIONS: [&str; 6] = ["node", "controller", "cluster", "liveness", "worker", "processors"];
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -30,6 +30,40 @@ pub struct NodeConfig {
     pub cluster: ClusterSection,
     pub liveness: LivenessSection,
     pub worker: WorkerSection,
+    pub processors: ProcessorsSection,
+}
+
+/// The built-in processors, run on each partition's leader.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProcessorsSection {
+    /// The numeric JSON field of payloads that `stats` aggregates.
+    pub stats_field: String,
+    pub stats_window_ms: u64,
+    /// Windows `stats` keeps per key and per type.
+    pub stats_windows_kept: usize,
+    /// Events `latest` keeps per key.
+    pub latest_per_key: usize,
+    /// CPU time `synthetic` spends per event, by event type; `default`
+    /// applies to the other types.
+    pub synthetic_cost_us: std::collections::BTreeMap<String, u64>,
+    pub checkpoint_every_events: u64,
+    pub checkpoint_every_ms: u64,
+}
+
+impl Default for ProcessorsSection {
+    fn default() -> Self {
+        let d = eddy_worker::processors::ProcessorsConfig::default();
+        ProcessorsSection {
+            stats_field: d.stats_field,
+            stats_window_ms: d.stats_window_ms,
+            stats_windows_kept: d.stats_windows_kept,
+            latest_per_key: d.latest_per_key,
+            synthetic_cost_us: d.synthetic_cost_us,
+            checkpoint_every_events: d.checkpoint_every_events,
+            checkpoint_every_ms: d.checkpoint_every_ms,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -265,6 +299,7 @@ impl NodeConfig {
         self.validate_controller()?;
         self.settings().validate().map_err(|e| ConfigError::new(format!("cluster.{}", e.field()), e.to_string()))?;
         self.validate_worker()?;
+        self.validate_processors()?;
         let l = &self.liveness;
         positive("liveness.heartbeat_interval_ms", l.heartbeat_interval_ms)?;
         if l.suspect_after_ms <= l.heartbeat_interval_ms {
@@ -325,6 +360,25 @@ impl NodeConfig {
         Ok(())
     }
 
+    fn validate_processors(&self) -> Result<(), ConfigError> {
+        let p = &self.processors;
+        if p.stats_field.is_empty() {
+            return Err(ConfigError::new("processors.stats_field", "must not be empty"));
+        }
+        positive("processors.stats_window_ms", p.stats_window_ms)?;
+        positive("processors.stats_windows_kept", p.stats_windows_kept as u64)?;
+        positive("processors.latest_per_key", p.latest_per_key as u64)?;
+        positive("processors.checkpoint_every_events", p.checkpoint_every_events)?;
+        positive("processors.checkpoint_every_ms", p.checkpoint_every_ms)?;
+        if let Some((kind, cost)) = p.synthetic_cost_us.iter().find(|(_, c)| **c > 1_000_000) {
+            return Err(ConfigError::new(
+                format!("processors.synthetic_cost_us.{kind}"),
+                format!("{cost} us per event is more than a second"),
+            ));
+        }
+        Ok(())
+    }
+
     fn validate_worker(&self) -> Result<(), ConfigError> {
         let w = &self.worker;
         positive("worker.raft_heartbeat_interval_ms", w.raft_heartbeat_interval_ms)?;
@@ -366,6 +420,20 @@ impl NodeConfig {
             ));
         }
         Ok(())
+    }
+
+    /// The processors' settings in the form the worker takes them.
+    pub fn processors_config(&self) -> eddy_worker::processors::ProcessorsConfig {
+        let p = &self.processors;
+        eddy_worker::processors::ProcessorsConfig {
+            stats_field: p.stats_field.clone(),
+            stats_window_ms: p.stats_window_ms,
+            stats_windows_kept: p.stats_windows_kept,
+            latest_per_key: p.latest_per_key,
+            synthetic_cost_us: p.synthetic_cost_us.clone(),
+            checkpoint_every_events: p.checkpoint_every_events,
+            checkpoint_every_ms: p.checkpoint_every_ms,
+        }
     }
 
     /// The worker's settings in the form the worker takes them.

@@ -54,6 +54,15 @@ pub struct RunningNode {
 
 impl RunningNode {
     pub async fn start(config: NodeConfig) -> Result<Self, NodeError> {
+        Self::start_with(config, Vec::new()).await
+    }
+
+    /// Starts a node whose partitions also run `extra` processors beside
+    /// the built-in ones (for applications that embed Eddy).
+    pub async fn start_with(
+        config: NodeConfig,
+        extra: Vec<Arc<dyn eddy_worker::processors::ProcessorFactory>>,
+    ) -> Result<Self, NodeError> {
         let data_dir = &config.node.data_dir;
         std::fs::create_dir_all(data_dir)
             .map_err(|source| NodeError::DataDir { path: data_dir.display().to_string(), source })?;
@@ -85,6 +94,8 @@ impl RunningNode {
                 identity: eddy_raft::ClusterIdentity::default(),
                 config: Arc::new(config.worker_config()),
                 partitions_dir: data_dir.join("partitions"),
+                processors: config.processors_config(),
+                extra_processors: extra,
             };
             Some(eddy_worker::Worker::start(ctx, meta.partition_maps()))
         } else {

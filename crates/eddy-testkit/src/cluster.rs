@@ -30,6 +30,8 @@ pub struct ClusterSpec {
     pub auto_bootstrap: bool,
     /// Controller entries between snapshots.
     pub snapshot_every_entries: u64,
+    /// TOML appended to every manifest (extra sections).
+    pub extra_manifest: String,
 }
 
 impl Default for ClusterSpec {
@@ -43,6 +45,7 @@ impl Default for ClusterSpec {
             down_after_ms: 3000,
             auto_bootstrap: true,
             snapshot_every_entries: 1000,
+            extra_manifest: String::new(),
         }
     }
 }
@@ -108,7 +111,8 @@ impl TestCluster {
             hb = s.heartbeat_interval_ms,
             suspect = s.suspect_after_ms,
             down = s.down_after_ms,
-        );
+        ) + "\n"
+            + &s.extra_manifest;
         let path = node_dir.join("node.toml");
         std::fs::write(&path, manifest)?;
         let log = node_dir.join("eddyd.log");

@@ -2,13 +2,13 @@
 
 use std::collections::BTreeSet;
 
-use eddy_core::{Event, EventUid, PartitionId, StoredEvent, partition_for_key};
+use eddy_core::{Event, PartitionId, StoredEvent, partition_for_key};
 use tokio::sync::oneshot;
 
 use crate::WorkerError;
 use crate::config::Limits;
+use crate::processors::runner::events_of;
 use crate::proposer::Pending;
-use crate::state::LogRecord;
 use crate::types::{AppendOutcome, AppendRequest, BatchAck, ProducerStamp};
 use crate::worker::Worker;
 
@@ -170,13 +170,15 @@ impl Worker {
     }
 
     /// Events of a partition this node leads, from `from` (inclusive) to
-    /// `to` (exclusive; 0 for the end), at most `max_events`.
-    pub fn read(
+    /// `to` (exclusive; 0 for the end), at most `max_events`, only those
+    /// `keep` accepts.
+    pub fn read_matching(
         &self,
         partition: PartitionId,
         from: u64,
         to: u64,
         max_events: usize,
+        keep: impl Fn(&StoredEvent) -> bool,
     ) -> Result<ReadResult, WorkerError> {
         let replica = self.leader_replica(partition)?;
         let log = replica.view.borrow().log.clone();
@@ -192,29 +194,95 @@ impl Worker {
         let mut next = from;
         while next < to && events.len() < max_events {
             let records = log.read(next, 4 << 20).map_err(|e| storage(e.to_string()))?;
-            if records.is_empty() {
+            let Some(last) = records.last().map(|(h, _)| h.end_offset()) else { break };
+            let batch = events_of(partition, salt, &records, next).map_err(storage)?;
+            events.extend(batch.into_iter().filter(|e| e.offset < to && keep(e)).take(max_events - events.len()));
+            if last == next {
                 break;
             }
-            for (header, payload) in records {
-                let record: LogRecord = postcard::from_bytes(&payload).map_err(|e| storage(e.to_string()))?;
-                let LogRecord::Events { batches, .. } = record else { continue };
-                for (offset, logged) in (header.first_offset..).zip(batches.into_iter().flat_map(|b| b.events)) {
-                    if offset >= next && offset < to && events.len() < max_events {
-                        events.push(StoredEvent {
-                            partition,
-                            offset,
-                            uid: EventUid::new(salt, partition, offset),
-                            hlc: logged.hlc,
-                            event: logged.event,
-                        });
-                    }
-                }
-                next = next.max(header.end_offset());
-            }
+            next = last;
         }
+        // Scanning stopped early: the events returned end before `to`.
         Ok(ReadResult { events, end_offset: end, start_offset: start })
     }
+
+    /// Events of a partition this node leads, `from..to` (to = 0: the end).
+    pub fn read(
+        &self,
+        partition: PartitionId,
+        from: u64,
+        to: u64,
+        max_events: usize,
+    ) -> Result<ReadResult, WorkerError> {
+        self.read_matching(partition, from, to, max_events, |_| true)
+    }
+
+    /// Asks processor `name` of a partition this node leads, once the
+    /// processors have folded in the events before `wait_for` (bounded wait).
+    pub async fn query_processor(
+        &self,
+        partition: PartitionId,
+        name: &str,
+        request: &serde_json::Value,
+        wait_for: u64,
+    ) -> Result<(serde_json::Value, u64), WorkerError> {
+        let replica = self.leader_replica(partition)?;
+        let not_running = || WorkerError::NoLeader { partition };
+        if wait_for > 0
+            && let Some(mut progress) = replica.with_runner(|r| r.progress())
+        {
+            let caught_up = progress.wait_for(|s| s.processed >= wait_for);
+            let _ = tokio::time::timeout(QUERY_WAIT, caught_up).await;
+        }
+        replica
+            .with_runner(|r| r.query(name, request).map(|answer| (answer, r.status().processed)))
+            .ok_or_else(not_running)?
+            .map_err(WorkerError::InvalidArgument)
+    }
+
+    /// A digest of the processors' states, with the offset it holds for and
+    /// the checkpoint offset the processors started from.
+    pub fn processor_digest(&self, partition: PartitionId) -> Result<(u64, u64, u64), WorkerError> {
+        let replica = self.leader_replica(partition)?;
+        replica
+            .with_runner(|r| r.digest())
+            .ok_or(WorkerError::NoLeader { partition })?
+            .map_err(|reason| WorkerError::Storage { partition, reason })
+    }
+
+    /// Where a subscription starts, and the partition's log view to follow.
+    pub fn subscription(
+        &self,
+        partition: PartitionId,
+        start: SubscribeFrom,
+    ) -> Result<(u64, tokio::sync::watch::Receiver<crate::sm::LogView>), WorkerError> {
+        let replica = self.leader_replica(partition)?;
+        let view = replica.view.clone();
+        let log = view.borrow().log.clone();
+        let offset = match start {
+            SubscribeFrom::Earliest => log.start_offset(),
+            SubscribeFrom::Latest => log.next_offset(),
+            SubscribeFrom::Offset(offset) if offset < log.start_offset() => {
+                return Err(WorkerError::Gone { partition, offset, start: log.start_offset() });
+            }
+            SubscribeFrom::Offset(offset) => offset.min(log.next_offset()),
+            SubscribeFrom::TimeMs(ms) => log.offset_at_time(eddy_core::Hlc::from_millis(ms).0),
+        };
+        Ok((offset, view))
+    }
 }
+
+/// Where a subscription starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubscribeFrom {
+    Earliest,
+    Latest,
+    Offset(u64),
+    TimeMs(u64),
+}
+
+/// How long a query waits for the processors to catch up.
+const QUERY_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 #[cfg(test)]
 mod tests {

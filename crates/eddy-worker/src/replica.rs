@@ -15,6 +15,8 @@ use tokio::sync::watch;
 use crate::WorkerError;
 use crate::config::WorkerConfig;
 use crate::dir::PartitionDir;
+use crate::processors::runner::RunnerContext;
+use crate::processors::{ProcessorFactory, ProcessorRunner, ProcessorsConfig};
 use crate::proposer::Proposer;
 use crate::sm::{LogView, PartitionStateMachine};
 use crate::snapshot::FileSnapshots;
@@ -36,8 +38,15 @@ pub enum Leadership {
     Unknown,
 }
 
-/// Logs when this replica becomes or stops being its partition's leader.
-async fn log_leadership(partition: PartitionId, raft: PartitionRaft) {
+/// Runs the partition's processors while this replica leads, and logs
+/// when it gains or loses leadership.
+async fn follow_leadership(
+    partition: PartitionId,
+    raft: PartitionRaft,
+    view: watch::Receiver<LogView>,
+    ctx: ReplicaContext,
+    runner: Arc<std::sync::Mutex<Option<ProcessorRunner>>>,
+) {
     let mut metrics = raft.metrics();
     let mut leading = false;
     loop {
@@ -47,6 +56,19 @@ async fn log_leadership(partition: PartitionId, raft: PartitionRaft) {
         };
         if (state == ServerState::Leader) != leading {
             leading = !leading;
+            let started = leading.then(|| {
+                ProcessorRunner::start(RunnerContext {
+                    partition,
+                    raft: raft.clone(),
+                    view: view.clone(),
+                    config: ctx.processors.clone(),
+                    extra: ctx.extra_processors.clone(),
+                    uid_salt: ctx.identity.get().map_or(0, |id| eddy_core::EventUid::salt(id)),
+                })
+            });
+            if let Ok(mut slot) = runner.lock() {
+                *slot = started;
+            }
             if leading {
                 tracing::info!(partition, term, "partition leadership acquired");
             } else {
@@ -68,6 +90,8 @@ pub struct Replica {
     pub view: watch::Receiver<LogView>,
     pub dir: PartitionDir,
     proposer: Proposer,
+    /// The processors, while this replica leads.
+    runner: Arc<std::sync::Mutex<Option<ProcessorRunner>>>,
 }
 
 /// What every replica on a node shares.
@@ -79,6 +103,9 @@ pub struct ReplicaContext {
     pub identity: ClusterIdentity,
     pub config: Arc<WorkerConfig>,
     pub partitions_dir: std::path::PathBuf,
+    pub processors: ProcessorsConfig,
+    /// Processors added by whoever embeds the worker.
+    pub extra_processors: Vec<Arc<dyn ProcessorFactory>>,
 }
 
 impl Replica {
@@ -111,12 +138,27 @@ impl Replica {
             .await
             .map_err(|e| WorkerError::Stopped { partition, reason: e.to_string() })?;
         let proposer = Proposer::start(partition, raft.clone(), config);
-        tokio::spawn(log_leadership(partition, raft.clone()));
-        Ok(Replica { partition, node_id: ctx.node_id, lease: config.election_timeout_min, raft, view, dir, proposer })
+        let runner = Arc::new(std::sync::Mutex::new(None));
+        tokio::spawn(follow_leadership(partition, raft.clone(), view.clone(), ctx.clone(), runner.clone()));
+        Ok(Replica {
+            partition,
+            node_id: ctx.node_id,
+            lease: config.election_timeout_min,
+            raft,
+            view,
+            dir,
+            proposer,
+            runner,
+        })
     }
 
     pub fn proposer(&self) -> &Proposer {
         &self.proposer
+    }
+
+    /// Runs `f` on the processors, if this replica runs them now.
+    pub fn with_runner<T>(&self, f: impl FnOnce(&ProcessorRunner) -> T) -> Option<T> {
+        self.runner.lock().ok()?.as_ref().map(f)
     }
 
     pub fn leadership(&self) -> Leadership {

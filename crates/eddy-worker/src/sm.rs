@@ -21,6 +21,7 @@ use openraft::{EntryPayload, OptionalSend};
 use tokio::sync::{Mutex, watch};
 
 use crate::dir::{PartitionDir, state_path, write_atomic};
+use crate::processors::Checkpoint;
 use crate::state::{LogRecord, PartitionState};
 use crate::types::{PartitionCommand, PartitionResponse, PartitionTypes as C};
 
@@ -44,6 +45,8 @@ pub struct LogView {
     pub last_hlc: Hlc,
     /// Grows each time the log is replaced by an installed snapshot.
     pub generation: u64,
+    /// The newest processor checkpoint.
+    pub checkpoint: Option<Arc<Checkpoint>>,
 }
 
 pub struct PartitionStateMachine {
@@ -128,8 +131,13 @@ impl PartitionStateMachine {
         // Raft may drop its log up to what this replica has applied, so what
         // the event log holds now must survive a crash of the machine.
         log.sync().map_err(io::Error::other)?;
-        let view =
-            LogView { log: log.clone(), next_offset: state.next_offset, last_hlc: state.last_hlc, generation: 0 };
+        let view = LogView {
+            log: log.clone(),
+            next_offset: state.next_offset,
+            last_hlc: state.last_hlc,
+            generation: 0,
+            checkpoint: state.checkpoint.clone().map(Arc::new),
+        };
         let (view, receiver) = watch::channel(view);
         let sm = PartitionStateMachine {
             partition,
@@ -152,6 +160,9 @@ impl PartitionStateMachine {
             }
             view.next_offset = self.state.next_offset;
             view.last_hlc = self.state.last_hlc;
+            if view.checkpoint.as_ref().map(|c| c.offset) != self.state.checkpoint.as_ref().map(|c| c.offset) {
+                view.checkpoint = self.state.checkpoint.clone().map(Arc::new);
+            }
         });
     }
 
@@ -232,6 +243,12 @@ impl RaftStateMachine<C> for PartitionStateMachine {
                         self.append(&header, &record)?;
                     }
                     response
+                }
+                EntryPayload::Normal(PartitionCommand::Checkpoint(checkpoint)) => {
+                    if let Some((header, record)) = self.state.apply_checkpoint(log_id, checkpoint) {
+                        self.append(&header, &record)?;
+                    }
+                    PartitionResponse::default()
                 }
                 EntryPayload::Membership(membership) => {
                     let (header, record) = self.state.apply_membership(log_id, membership.clone());

@@ -13,6 +13,7 @@ use openraft::Membership;
 use openraft::type_config::alias::{LogIdOf, StoredMembershipOf};
 use serde::{Deserialize, Serialize};
 
+use crate::processors::Checkpoint;
 use crate::producers::{Check, ProducerTable};
 use crate::types::{AppendOutcome, AppendRequest, BatchAck, PartitionResponse, PartitionTypes as C, ProducerStamp};
 
@@ -22,6 +23,7 @@ pub type MembershipOf<C> = Membership<u64, <C as openraft::RaftTypeConfig>::Node
 /// Record tags in the event log.
 pub const TAG_EVENTS: u8 = 1;
 pub const TAG_MEMBERSHIP: u8 = 2;
+pub const TAG_CHECKPOINT: u8 = 3;
 
 /// An event as the log keeps it: with its commit hlc.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,12 +44,15 @@ pub struct LoggedBatch {
 pub enum LogRecord {
     Events { log_id: LogIdOf<C>, batches: Vec<LoggedBatch> },
     Membership { log_id: LogIdOf<C>, membership: MembershipOf<C> },
+    Checkpoint { log_id: LogIdOf<C>, checkpoint: Checkpoint },
 }
 
 impl LogRecord {
     pub fn log_id(&self) -> LogIdOf<C> {
         match self {
-            LogRecord::Events { log_id, .. } | LogRecord::Membership { log_id, .. } => *log_id,
+            LogRecord::Events { log_id, .. }
+            | LogRecord::Membership { log_id, .. }
+            | LogRecord::Checkpoint { log_id, .. } => *log_id,
         }
     }
 }
@@ -59,6 +64,8 @@ pub struct PartitionState {
     pub next_offset: u64,
     pub last_hlc: Hlc,
     pub producers: ProducerTable,
+    /// The newest processor checkpoint.
+    pub checkpoint: Option<Checkpoint>,
 }
 
 impl PartitionState {
@@ -123,6 +130,30 @@ impl PartitionState {
         (header, LogRecord::Membership { log_id, membership })
     }
 
+    /// Applies a processor checkpoint: returns the marker record, or none
+    /// when a newer checkpoint is already held.
+    pub fn apply_checkpoint(
+        &mut self,
+        log_id: LogIdOf<C>,
+        checkpoint: &Checkpoint,
+    ) -> Option<(RecordHeader, LogRecord)> {
+        self.last_applied = Some(log_id);
+        if self.checkpoint.as_ref().is_some_and(|held| held.offset > checkpoint.offset)
+            || checkpoint.offset > self.next_offset
+        {
+            return None;
+        }
+        self.checkpoint = Some(checkpoint.clone());
+        let header = RecordHeader {
+            tag: TAG_CHECKPOINT,
+            first_offset: self.next_offset,
+            count: 0,
+            first_hlc: self.last_hlc.0,
+            last_hlc: self.last_hlc.0,
+        };
+        Some((header, LogRecord::Checkpoint { log_id, checkpoint: checkpoint.clone() }))
+    }
+
     /// Applies an entry that changes nothing but the applied position.
     pub fn apply_blank(&mut self, log_id: LogIdOf<C>) {
         self.last_applied = Some(log_id);
@@ -162,6 +193,9 @@ impl PartitionState {
             }
             LogRecord::Membership { log_id, membership } => {
                 self.apply_membership(*log_id, membership.clone());
+            }
+            LogRecord::Checkpoint { log_id, checkpoint } => {
+                self.apply_checkpoint(*log_id, checkpoint);
             }
         }
     }

@@ -40,6 +40,8 @@ pub struct AppendRequest {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum PartitionCommand {
     Append(Vec<AppendRequest>),
+    /// The leader's processors' states at an offset.
+    Checkpoint(crate::processors::Checkpoint),
 }
 
 impl fmt::Display for PartitionCommand {
@@ -49,6 +51,7 @@ impl fmt::Display for PartitionCommand {
                 let events: usize = requests.iter().map(|r| r.events.len()).sum();
                 write!(f, "append {events} events in {} batches", requests.len())
             }
+            PartitionCommand::Checkpoint(c) => write!(f, "processor checkpoint at offset {}", c.offset),
         }
     }
 }

@@ -7,8 +7,8 @@ use eddy_core::{Event, EventUid};
 use eddy_proto::meta;
 use eddy_proto::v1::event_service_server::EventService;
 use eddy_proto::v1::{
-    self, ReadRequest, ReadResponse, SubmitError, SubmitRequest, SubmitResponse, SubmitStreamResponse,
-    submit_stream_response,
+    self, DigestRequest, DigestResponse, QueryRequest, QueryResponse, ReadRequest, ReadResponse, SubmitError,
+    SubmitRequest, SubmitResponse, SubmitStreamResponse, SubscribeRequest, submit_stream_response,
 };
 use eddy_worker::Worker;
 use eddy_worker::api::SubmitAck;
@@ -144,23 +144,42 @@ impl EventService for EventApi {
     async fn read(&self, request: Request<ReadRequest>) -> Result<Response<ReadResponse>, Status> {
         let worker = self.worker()?;
         let request = request.into_inner();
-        let max =
-            if request.max_events == 0 { MAX_READ_EVENTS } else { (request.max_events as usize).min(MAX_READ_EVENTS) };
         let result = worker
-            .read(request.partition, request.from_offset, request.to_offset, max)
+            .read(request.partition, request.from_offset, request.to_offset, read_limit(request.max_events))
             .map_err(|e| worker_status(&e))?;
-        let events = result
-            .events
-            .into_iter()
-            .map(|stored| v1::StoredEvent {
-                partition: stored.partition,
-                offset: stored.offset,
-                uid: uid_bytes(stored.uid),
-                hlc: stored.hlc.0,
-                event: Some(event_to_wire(stored.event)),
-            })
-            .collect();
+        let events = result.events.into_iter().map(stored_to_wire).collect();
         Ok(Response::new(ReadResponse { events, end_offset: result.end_offset, start_offset: result.start_offset }))
+    }
+
+    async fn query(&self, request: Request<QueryRequest>) -> Result<Response<QueryResponse>, Status> {
+        super::query::answer(self.worker()?, request.into_inner()).await.map(Response::new)
+    }
+
+    type SubscribeStream = Pin<Box<dyn Stream<Item = Result<v1::StoredEvent, Status>> + Send>>;
+
+    async fn subscribe(&self, request: Request<SubscribeRequest>) -> Result<Response<Self::SubscribeStream>, Status> {
+        let stream = super::query::subscribe(self.worker()?.clone(), request.into_inner())?;
+        Ok(Response::new(stream))
+    }
+
+    async fn processor_digest(&self, request: Request<DigestRequest>) -> Result<Response<DigestResponse>, Status> {
+        let (offset, digest, restored_from) =
+            self.worker()?.processor_digest(request.into_inner().partition).map_err(|e| worker_status(&e))?;
+        Ok(Response::new(DigestResponse { offset, digest, restored_from }))
+    }
+}
+
+pub fn read_limit(requested: u32) -> usize {
+    if requested == 0 { MAX_READ_EVENTS } else { (requested as usize).min(MAX_READ_EVENTS) }
+}
+
+pub fn stored_to_wire(stored: eddy_core::StoredEvent) -> v1::StoredEvent {
+    v1::StoredEvent {
+        partition: stored.partition,
+        offset: stored.offset,
+        uid: uid_bytes(stored.uid),
+        hlc: stored.hlc.0,
+        event: Some(event_to_wire(stored.event)),
     }
 }
 

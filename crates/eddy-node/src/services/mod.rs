@@ -5,6 +5,7 @@ mod cluster;
 mod controller;
 mod events;
 mod faults;
+mod query;
 mod raft;
 
 pub use cluster::ClusterApi;

@@ -106,7 +106,7 @@ pub struct TailArgs {
     json: bool,
 }
 
-fn event_json(event: &v1::StoredEvent) -> serde_json::Value {
+pub fn event_json(event: &v1::StoredEvent) -> serde_json::Value {
     let body = event.event.clone().unwrap_or_default();
     let uid = u128::from_be_bytes(event.uid.as_slice().try_into().unwrap_or([0; 16]));
     json!({

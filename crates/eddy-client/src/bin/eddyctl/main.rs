@@ -10,6 +10,7 @@ use eddy_client::{ClusterClient, DEFAULT_ENDPOINT, parse_endpoints};
 
 mod cluster;
 mod events;
+mod query;
 
 use cluster::{join, print_json, print_nodes, print_partitions, print_status, wait_healthy};
 
@@ -50,6 +51,9 @@ enum Command {
     Submit(events::SubmitArgs),
     /// Print events of every partition (or of --partition ones).
     Tail(events::TailArgs),
+    /// Ask the processors, or read a key's events.
+    #[command(subcommand)]
+    Query(query::QueryCommand),
     /// Wait until the cluster is healthy: a controller leader, every
     /// registered node up (at least --up of them), every partition led.
     Wait {
@@ -97,6 +101,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Tail(args) => {
             let timeout = Duration::from_millis(cli.timeout_ms);
             events::tail(events::connect(client.endpoints(), timeout).await?, args).await
+        }
+        Command::Query(command) => {
+            let timeout = Duration::from_millis(cli.timeout_ms);
+            query::run(events::connect(client.endpoints(), timeout).await?, command).await
         }
         Command::Wait { up, timeout_secs } => wait_healthy(&client, up, Duration::from_secs(timeout_secs)).await,
         Command::Bootstrap => {

@@ -1,0 +1,214 @@
+//! Runs a partition's processors while this node leads the partition:
+//! restores the latest checkpoint, replays the events after it, follows new
+//! ones, and now and then proposes a checkpoint through Raft.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use eddy_core::{EventUid, PartitionId, StoredEvent};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::{Checkpoint, Processor, ProcessorFactory, ProcessorsConfig, digest, processors};
+use crate::replica::PartitionRaft;
+use crate::sm::LogView;
+use crate::state::LogRecord;
+use crate::types::PartitionCommand;
+
+/// Bytes of records read and folded at a time.
+const CHUNK_BYTES: usize = 1 << 20;
+
+/// How far the processors are.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProcessorStatus {
+    /// Events before this offset are folded in.
+    pub processed: u64,
+    /// Offset of the checkpoint the run started from.
+    pub restored_from: u64,
+}
+
+pub struct ProcessorRunner {
+    processors: Arc<Mutex<Vec<Box<dyn Processor>>>>,
+    status: watch::Receiver<ProcessorStatus>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for ProcessorRunner {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+pub struct RunnerContext {
+    pub partition: PartitionId,
+    pub raft: PartitionRaft,
+    pub view: watch::Receiver<LogView>,
+    pub config: ProcessorsConfig,
+    pub extra: Vec<Arc<dyn ProcessorFactory>>,
+    pub uid_salt: u32,
+}
+
+impl ProcessorRunner {
+    /// Starts the processors from the partition's latest checkpoint.
+    pub fn start(ctx: RunnerContext) -> Self {
+        let mut fresh = processors(ctx.partition, &ctx.config, &ctx.extra);
+        let checkpoint = ctx.view.borrow().checkpoint.clone();
+        let mut from = ctx.view.borrow().log.start_offset();
+        if let Some(checkpoint) = checkpoint {
+            match restore(&mut fresh, &checkpoint) {
+                Ok(()) => from = checkpoint.offset,
+                Err(err) => {
+                    tracing::warn!(partition = ctx.partition, error = %err, "cannot restore a processor checkpoint; replaying the log");
+                    fresh = processors(ctx.partition, &ctx.config, &ctx.extra);
+                }
+            }
+        }
+        if from > 0 && ctx.view.borrow().checkpoint.is_none() {
+            tracing::warn!(
+                partition = ctx.partition,
+                from,
+                "no checkpoint and the log starts late: processors see only retained events"
+            );
+        }
+        let processors = Arc::new(Mutex::new(fresh));
+        let (status_tx, status) = watch::channel(ProcessorStatus { processed: from, restored_from: from });
+        let task = tokio::spawn(run(ctx, processors.clone(), status_tx, from));
+        ProcessorRunner { processors, status, task }
+    }
+
+    pub fn status(&self) -> ProcessorStatus {
+        *self.status.borrow()
+    }
+
+    /// Follows the processors' progress.
+    pub fn progress(&self) -> watch::Receiver<ProcessorStatus> {
+        self.status.clone()
+    }
+
+    /// Asks processor `name`.
+    pub fn query(&self, name: &str, request: &serde_json::Value) -> Result<serde_json::Value, String> {
+        let processors = self.processors.lock().map_err(|_| "processors unavailable".to_owned())?;
+        let processor = processors.iter().find(|p| p.name() == name).ok_or_else(|| {
+            let names: Vec<&str> = processors.iter().map(|p| p.name()).collect();
+            format!("no processor named `{name}`; this partition runs {names:?}")
+        })?;
+        processor.query(request)
+    }
+
+    /// The processors' states digest, with the offset it holds for and
+    /// the checkpoint offset the run started from.
+    pub fn digest(&self) -> Result<(u64, u64, u64), String> {
+        let processors = self.processors.lock().map_err(|_| "processors unavailable".to_owned())?;
+        let status = self.status();
+        Ok((status.processed, digest(&processors), status.restored_from))
+    }
+}
+
+fn restore(processors: &mut [Box<dyn Processor>], checkpoint: &Checkpoint) -> Result<(), String> {
+    for p in processors.iter_mut() {
+        if let Some(state) = checkpoint.states.get(p.name()) {
+            p.restore(state).map_err(|e| format!("{}: {e}", p.name()))?;
+        }
+    }
+    Ok(())
+}
+
+/// The events of records as stored events.
+pub fn events_of(
+    partition: PartitionId,
+    salt: u32,
+    records: &[(eddy_storage::eventlog::RecordHeader, Vec<u8>)],
+    from: u64,
+) -> Result<Vec<StoredEvent>, String> {
+    let mut events = Vec::new();
+    for (header, payload) in records {
+        let record: LogRecord = postcard::from_bytes(payload).map_err(|e| e.to_string())?;
+        let LogRecord::Events { batches, .. } = record else { continue };
+        for (offset, logged) in (header.first_offset..).zip(batches.into_iter().flat_map(|b| b.events)) {
+            if offset >= from {
+                events.push(StoredEvent {
+                    partition,
+                    offset,
+                    uid: EventUid::new(salt, partition, offset),
+                    hlc: logged.hlc,
+                    event: logged.event,
+                });
+            }
+        }
+    }
+    Ok(events)
+}
+
+async fn run(
+    mut ctx: RunnerContext,
+    processors: Arc<Mutex<Vec<Box<dyn Processor>>>>,
+    status: watch::Sender<ProcessorStatus>,
+    mut next: u64,
+) {
+    let mut since_checkpoint = 0u64;
+    let mut last_checkpoint = Instant::now();
+    loop {
+        let view = ctx.view.borrow_and_update().clone();
+        while next < view.next_offset {
+            let records = match view.log.read(next, CHUNK_BYTES) {
+                Ok(records) if !records.is_empty() => records,
+                Ok(_) => break,
+                Err(err) => {
+                    tracing::error!(partition = ctx.partition, error = %err, "processors cannot read the event log");
+                    return;
+                }
+            };
+            let end = records.last().map_or(next, |(h, _)| h.end_offset());
+            let events = match events_of(ctx.partition, ctx.uid_salt, &records, next) {
+                Ok(events) => events,
+                Err(err) => {
+                    tracing::error!(partition = ctx.partition, error = %err, "processors cannot decode the event log");
+                    return;
+                }
+            };
+            let count = events.len() as u64;
+            let folding = processors.clone();
+            // Folding may be CPU heavy (synthetic costs): off the runtime.
+            let folded = tokio::task::spawn_blocking(move || {
+                if let Ok(mut processors) = folding.lock() {
+                    for event in &events {
+                        for p in processors.iter_mut() {
+                            p.apply(event);
+                        }
+                    }
+                }
+            })
+            .await;
+            if folded.is_err() {
+                return;
+            }
+            next = next.max(end);
+            since_checkpoint += count;
+            status.send_modify(|s| s.processed = next);
+        }
+        let due = since_checkpoint >= ctx.config.checkpoint_every_events
+            || (since_checkpoint > 0
+                && last_checkpoint.elapsed() >= Duration::from_millis(ctx.config.checkpoint_every_ms));
+        if due {
+            propose_checkpoint(&ctx, &processors, next).await;
+            since_checkpoint = 0;
+            last_checkpoint = Instant::now();
+        }
+        let wait = Duration::from_millis(ctx.config.checkpoint_every_ms.max(100));
+        if let Ok(Err(_)) = tokio::time::timeout(wait, ctx.view.changed()).await {
+            return;
+        }
+    }
+}
+
+async fn propose_checkpoint(ctx: &RunnerContext, processors: &Arc<Mutex<Vec<Box<dyn Processor>>>>, offset: u64) {
+    let states = match processors.lock() {
+        Ok(processors) => processors.iter().map(|p| (p.name().to_owned(), p.checkpoint())).collect(),
+        Err(_) => return,
+    };
+    let checkpoint = Checkpoint { offset, states };
+    match ctx.raft.client_write(PartitionCommand::Checkpoint(checkpoint)).await {
+        Ok(_) => tracing::debug!(partition = ctx.partition, offset, "processor checkpoint committed"),
+        Err(err) => tracing::debug!(partition = ctx.partition, error = %err, "processor checkpoint not committed"),
+    }
+}
