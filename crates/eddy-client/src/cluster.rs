@@ -139,6 +139,28 @@ impl ClusterClient {
         .await
     }
 
+    /// Moves a partition's replica; any controller forwards it to the leader.
+    pub async fn move_replica(
+        &self,
+        partition: u32,
+        from: u64,
+        to: u64,
+    ) -> Result<v1::MoveReplicaResponse, ClientError> {
+        let mut tried = Vec::new();
+        for url in &self.endpoints {
+            let mut client = v1::controller_service_client::ControllerServiceClient::new(self.channel(url)?);
+            let request = v1::MoveReplicaRequest { partition, from_node: from, to_node: to };
+            match client.move_replica(request).await {
+                Ok(response) => return Ok(response.into_inner()),
+                Err(status) if is_transport_failure(&status) || leader_addr(&status).is_some() => {
+                    tried.push((url.clone(), describe(&status)));
+                }
+                Err(status) => return Err(status.into()),
+            }
+        }
+        Err(ClientError::Unreachable { tried })
+    }
+
     /// Asks the first endpoint's node to bootstrap the controller group.
     pub async fn bootstrap(&self) -> Result<v1::BootstrapResponse, ClientError> {
         let url = &self.endpoints[0];

@@ -309,7 +309,9 @@ impl EventClient {
         max_events: u32,
     ) -> Result<v1::ReadResponse, ClientError> {
         self.with_leader(partition, |mut client| async move {
-            client.read(ReadRequest { partition, from_offset: from, to_offset: to, max_events }).await
+            client
+                .read(ReadRequest { partition, from_offset: from, to_offset: to, max_events, any_replica: false })
+                .await
         })
         .await
     }

@@ -229,6 +229,43 @@ impl Controller {
         Ok((map.cluster_id.clone().unwrap_or_default(), state))
     }
 
+    /// Moves a partition's replica from one node to another: recorded in the
+    /// table now, carried out by the partition's leader. Returns the epoch.
+    pub async fn move_replica(
+        &self,
+        partition: eddy_core::PartitionId,
+        from: NodeId,
+        to: NodeId,
+    ) -> Result<u64, ControllerError> {
+        self.ensure_leader()?;
+        let map = self.map();
+        let assignment = map
+            .table
+            .get(partition)
+            .ok_or_else(|| ControllerError::InvalidArgument(format!("partition {partition} does not exist")))?;
+        if !assignment.replicas.contains(&from) {
+            return Err(ControllerError::InvalidArgument(format!(
+                "node {from} holds no replica of partition {partition}"
+            )));
+        }
+        if assignment.replicas.contains(&to) {
+            return Err(ControllerError::InvalidArgument(format!(
+                "node {to} already holds a replica of partition {partition}"
+            )));
+        }
+        if !map.nodes.get(&to).is_some_and(eddy_core::NodeRecord::accepts_replicas) {
+            return Err(ControllerError::InvalidArgument(format!("node {to} is not an up worker")));
+        }
+        let reason = "moved by the operator".to_owned();
+        // Removed first: the batch never holds more replicas than the factor.
+        let operations = vec![
+            eddy_core::Operation::RemoveReplica { partition, node: from, reason: reason.clone() },
+            eddy_core::Operation::AddReplica { partition, node: to, reason },
+        ];
+        let response = self.write(Command::ApplyOperations { expected_epoch: map.table.epoch, operations }).await?;
+        Ok(response.epoch)
+    }
+
     /// Refuses a node that belongs to another cluster.
     fn check_cluster(&self, node: NodeId, cluster_id: &str) -> Result<(), ControllerError> {
         let map = self.map();

@@ -157,3 +157,25 @@ pub(crate) fn index_of(key: &[u8]) -> Option<u64> {
     let bytes: [u8; 8] = key.get(8..16)?.try_into().ok()?;
     Some(u64::from_be_bytes(bytes))
 }
+
+impl Store {
+    /// Deletes everything of a Raft group: its log, vote, committed and
+    /// purged ids and snapshot. For a replica that left its group.
+    pub async fn drop_group(&self, group: u64) -> Result<(), StorageError> {
+        let logs: Vec<fjall::UserKey> = self
+            .inner
+            .logs
+            .range(log_key(group, 0).as_slice()..=log_key(group, u64::MAX).as_slice())
+            .map(|g| g.key())
+            .collect::<Result<_, _>>()?;
+        let mut batch = self.inner.db.batch();
+        for key in logs {
+            batch.remove(&self.inner.logs, key);
+        }
+        for key in [MetaKey::Vote, MetaKey::Committed, MetaKey::LastPurged, MetaKey::Snapshot] {
+            batch.remove(&self.inner.raft_meta, meta_key(group, key));
+        }
+        self.commit(batch).await?;
+        self.sync().await.map_err(|e| StorageError::Engine(fjall::Error::Io(e)))
+    }
+}

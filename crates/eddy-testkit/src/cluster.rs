@@ -263,6 +263,11 @@ impl TestCluster {
         Ok(())
     }
 
+    /// Where node `id` keeps its data.
+    pub fn data_dir(&self, id: u64) -> PathBuf {
+        self.dir.path().join(format!("node{id}")).join("data")
+    }
+
     /// Everything node `id` has logged so far.
     pub fn log(&self, id: u64) -> anyhow::Result<String> {
         let node = self.nodes.get(&id).with_context(|| format!("no node {id}"))?;

@@ -181,6 +181,33 @@ impl Worker {
         keep: impl Fn(&StoredEvent) -> bool,
     ) -> Result<ReadResult, WorkerError> {
         let replica = self.leader_replica(partition)?;
+        self.read_replica(&replica, from, to, max_events, keep)
+    }
+
+    /// Like [`read`](Self::read), from this node's replica whether it leads
+    /// or not: it may lag the leader.
+    pub fn read_any_replica(
+        &self,
+        partition: PartitionId,
+        from: u64,
+        to: u64,
+        max_events: usize,
+    ) -> Result<ReadResult, WorkerError> {
+        let replica = self.replica(partition).ok_or_else(|| {
+            WorkerError::InvalidArgument(format!("node {} holds no replica of partition {partition}", self.node_id()))
+        })?;
+        self.read_replica(&replica, from, to, max_events, |_| true)
+    }
+
+    fn read_replica(
+        &self,
+        replica: &crate::replica::Replica,
+        from: u64,
+        to: u64,
+        max_events: usize,
+        keep: impl Fn(&StoredEvent) -> bool,
+    ) -> Result<ReadResult, WorkerError> {
+        let partition = replica.partition;
         let log = replica.view.borrow().log.clone();
         let storage = |reason: String| WorkerError::Storage { partition, reason };
         let start = log.start_offset();

@@ -7,6 +7,7 @@ pub mod api;
 pub mod config;
 pub mod dir;
 mod error;
+pub mod membership;
 pub mod processors;
 pub mod producers;
 pub mod proposer;

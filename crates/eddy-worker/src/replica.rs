@@ -210,6 +210,12 @@ impl Replica {
         }
     }
 
+    /// Deletes this replica's event log and Raft log (after `shutdown`).
+    pub async fn destroy(&self, store: &eddy_storage::Store) -> Result<(), String> {
+        store.drop_group(group_of(self.partition)).await.map_err(|e| e.to_string())?;
+        std::fs::remove_dir_all(self.dir.root()).map_err(|e| e.to_string())
+    }
+
     pub async fn shutdown(&self) {
         if let Err(err) = self.raft.shutdown().await {
             tracing::warn!(partition = self.partition, error = %err, "partition raft did not stop cleanly");

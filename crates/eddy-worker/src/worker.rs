@@ -15,9 +15,18 @@ use tokio::task::JoinHandle;
 use crate::WorkerError;
 use crate::replica::{Leadership, Replica, ReplicaContext};
 
+/// How often the worker reconciles even when the map did not change.
+const RECONCILE_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+fn replica_initialized(replica: &Replica) -> bool {
+    !crate::membership::voters(replica).is_empty()
+}
+
 pub struct Worker {
     ctx: ReplicaContext,
     replicas: RwLock<BTreeMap<PartitionId, Arc<Replica>>>,
+    /// Partitions whose membership change this node is carrying out.
+    converging: Arc<std::sync::Mutex<std::collections::BTreeSet<PartitionId>>>,
     map: watch::Receiver<Arc<ClusterMap>>,
     /// Spreads keyless submits over the partitions this node leads.
     next_keyless: AtomicUsize,
@@ -32,6 +41,7 @@ impl Worker {
         let worker = Arc::new(Worker {
             ctx,
             replicas: RwLock::new(BTreeMap::new()),
+            converging: Default::default(),
             map,
             next_keyless: AtomicUsize::new(0),
             task: std::sync::Mutex::new(None),
@@ -46,12 +56,20 @@ impl Worker {
                         publish.send_replace(map.clone());
                         let Some(worker) = weak.upgrade() else { return };
                         worker.reconcile(&map).await;
+                        worker.converge_led(&map);
+                        worker.drop_departed(&map).await;
                     }
                     Ok(_) => {}
                     Err(err) => tracing::warn!(error = %err, "cannot read the partition map"),
                 }
-                if maps.changed().await.is_err() {
-                    return;
+                // Also now and then: leadership and catch-up change without
+                // the map changing.
+                tokio::select! {
+                    changed = maps.changed() => if changed.is_err() { return },
+                    () = tokio::time::sleep(RECONCILE_EVERY) => {}
+                }
+                if let Some(worker) = weak.upgrade() {
+                    worker.apply_retention();
                 }
             }
         });
@@ -134,6 +152,106 @@ impl Worker {
         }
     }
 
+    /// Whether the partition's leader (as the table names it) still counts
+    /// `me` among the group's members; `None` when it cannot tell.
+    async fn leader_counts_me(
+        &self,
+        map: &ClusterMap,
+        assignment: &eddy_core::PartitionAssignment,
+        me: NodeId,
+    ) -> Option<bool> {
+        let leader = map.nodes.get(&assignment.leader?)?;
+        let channel = self.ctx.channels.get(&leader.spec.addr).ok()?;
+        let mut client = eddy_proto::v1::raft_service_client::RaftServiceClient::new(channel);
+        let request = eddy_proto::v1::RaftRequest {
+            group: crate::types::group_of(assignment.id),
+            payload: Vec::new(),
+            cluster: String::new(),
+        };
+        let answer = tokio::time::timeout(std::time::Duration::from_secs(2), client.members(request))
+            .await
+            .ok()?
+            .ok()?
+            .into_inner();
+        // Only the group's leader knows the membership is final.
+        answer.leader.then(|| answer.voters.contains(&me) || answer.learners.contains(&me))
+    }
+
+    /// Starts the membership changes of the groups this node leads,
+    /// including groups the table moves away from this node.
+    fn converge_led(&self, map: &ClusterMap) {
+        for replica in self.replicas() {
+            if let Some(assignment) = map.table.get(replica.partition) {
+                self.converge_if_leading(map, assignment, &replica);
+            }
+        }
+    }
+
+    /// Drops local replicas the table no longer places here, once the
+    /// group's membership no longer holds this node: as this replica knows
+    /// it, or as the group's leader answers (a removed follower may never
+    /// hear of its removal).
+    async fn drop_departed(&self, map: &ClusterMap) {
+        let me = self.ctx.node_id;
+        for replica in self.replicas() {
+            let Some(assignment) = map.table.get(replica.partition) else { continue };
+            if assignment.replicas.contains(&me) || !replica_initialized(&replica) {
+                continue;
+            }
+            let member = crate::membership::is_member(&replica, me)
+                && self.leader_counts_me(map, assignment, me).await.unwrap_or(true);
+            if member {
+                continue;
+            }
+            if let Ok(mut replicas) = self.replicas.write() {
+                replicas.remove(&replica.partition);
+            }
+            replica.shutdown().await;
+            match replica.destroy(&self.ctx.store).await {
+                Ok(()) => tracing::info!(partition = replica.partition, "partition replica removed from this node"),
+                Err(err) => {
+                    tracing::warn!(partition = replica.partition, error = %err, "cannot remove a departed replica's data");
+                }
+            }
+        }
+    }
+
+    /// Starts a membership change when this node leads a group whose
+    /// voters differ from the table's replicas.
+    fn converge_if_leading(
+        &self,
+        map: &ClusterMap,
+        assignment: &eddy_core::PartitionAssignment,
+        replica: &Arc<Replica>,
+    ) {
+        if !matches!(replica.leadership(), Leadership::Here { .. }) {
+            return;
+        }
+        let wanted: BTreeMap<NodeId, RaftNode> = assignment
+            .replicas
+            .iter()
+            .filter_map(|id| map.nodes.get(id).map(|n| (*id, RaftNode { addr: n.spec.addr.clone() })))
+            .collect();
+        if wanted.len() != assignment.replicas.len()
+            || crate::membership::voters(replica) == wanted.keys().copied().collect()
+        {
+            return;
+        }
+        let Ok(mut busy) = self.converging.lock() else { return };
+        if !busy.insert(assignment.id) {
+            return;
+        }
+        let (replica, converging, partition) = (replica.clone(), self.converging.clone(), assignment.id);
+        tokio::spawn(async move {
+            if let Err(err) = crate::membership::converge(&replica, wanted).await {
+                tracing::warn!(partition, error = %err, "partition membership change did not complete; it will be tried again");
+            }
+            if let Ok(mut busy) = converging.lock() {
+                busy.remove(&partition);
+            }
+        });
+    }
+
     /// The replica of `partition` if this node leads it.
     pub fn leader_replica(&self, partition: PartitionId) -> Result<Arc<Replica>, WorkerError> {
         let map = self.map();
@@ -181,6 +299,26 @@ impl Worker {
 
     pub fn limits(&self) -> crate::config::Limits {
         self.ctx.config.limits
+    }
+
+    /// Deletes event log segments past the retention limits, on every replica.
+    fn apply_retention(&self) {
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        for replica in self.replicas() {
+            let log = replica.view.borrow().log.clone();
+            match log.apply_retention(now_ms) {
+                Ok(0) => {}
+                Ok(removed) => tracing::info!(
+                    partition = replica.partition,
+                    segments = removed,
+                    start = log.start_offset(),
+                    "retention removed old segments"
+                ),
+                Err(err) => tracing::warn!(partition = replica.partition, error = %err, "retention failed"),
+            }
+        }
     }
 
     pub async fn shutdown(&self) {

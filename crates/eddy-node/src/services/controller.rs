@@ -13,7 +13,10 @@ use eddy_proto::convert::{node_state_to_wire, spec_from_wire};
 use eddy_proto::meta;
 use eddy_proto::v1::controller_service_client::ControllerServiceClient;
 use eddy_proto::v1::controller_service_server::ControllerService;
-use eddy_proto::v1::{HeartbeatRequest, HeartbeatResponse, NodeState, RegisterNodeRequest, RegisterNodeResponse};
+use eddy_proto::v1::{
+    HeartbeatRequest, HeartbeatResponse, MoveReplicaRequest, MoveReplicaResponse, NodeState, RegisterNodeRequest,
+    RegisterNodeResponse,
+};
 use tonic::metadata::MetadataValue;
 use tonic::{Request, Response, Status};
 
@@ -98,6 +101,24 @@ impl ControllerService for ControllerApi {
                 Some(leader) => {
                     let mut client = self.leader_client(&leader)?;
                     forward(client.register_node(forwarded(request.into_inner())), &err).await
+                }
+                None => Err(controller_status(&err)),
+            },
+        }
+    }
+
+    async fn move_replica(
+        &self,
+        request: Request<MoveReplicaRequest>,
+    ) -> Result<Response<MoveReplicaResponse>, Status> {
+        let controller = self.controller()?;
+        let body = request.get_ref();
+        match controller.move_replica(body.partition, body.from_node, body.to_node).await {
+            Ok(epoch) => Ok(Response::new(MoveReplicaResponse { epoch })),
+            Err(err) => match self.forward_target(&request, &err) {
+                Some(leader) => {
+                    let mut client = self.leader_client(&leader)?;
+                    forward(client.move_replica(forwarded(request.into_inner())), &err).await
                 }
                 None => Err(controller_status(&err)),
             },

@@ -144,9 +144,13 @@ impl EventService for EventApi {
     async fn read(&self, request: Request<ReadRequest>) -> Result<Response<ReadResponse>, Status> {
         let worker = self.worker()?;
         let request = request.into_inner();
-        let result = worker
-            .read(request.partition, request.from_offset, request.to_offset, read_limit(request.max_events))
-            .map_err(|e| worker_status(&e))?;
+        let limit = read_limit(request.max_events);
+        let result = if request.any_replica {
+            worker.read_any_replica(request.partition, request.from_offset, request.to_offset, limit)
+        } else {
+            worker.read(request.partition, request.from_offset, request.to_offset, limit)
+        }
+        .map_err(|e| worker_status(&e))?;
         let events = result.events.into_iter().map(stored_to_wire).collect();
         Ok(Response::new(ReadResponse { events, end_offset: result.end_offset, start_offset: result.start_offset }))
     }

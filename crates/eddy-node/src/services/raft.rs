@@ -7,7 +7,7 @@ use eddy_controller::Controller;
 use eddy_controller::types::CONTROLLER_GROUP;
 use eddy_core::NodeId;
 use eddy_proto::v1::raft_service_server::RaftService;
-use eddy_proto::v1::{RaftReply, RaftRequest, SnapshotChunk};
+use eddy_proto::v1::{MembersReply, RaftReply, RaftRequest, SnapshotChunk};
 use eddy_raft::{RaftReceiver, Rpc, check_cluster};
 use eddy_worker::Worker;
 use eddy_worker::replica::Replica;
@@ -73,6 +73,13 @@ impl RaftService for RaftApi {
 
     async fn install_snapshot(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
         self.dispatch(Rpc::Snapshot, request.into_inner()).await.map(Response::new)
+    }
+
+    async fn members(&self, request: Request<RaftRequest>) -> Result<Response<MembersReply>, Status> {
+        let (replica, _) = self.replica(request.get_ref().group)?;
+        let (voters, learners) = eddy_worker::membership::committed_members(&replica);
+        let leader = matches!(replica.leadership(), eddy_worker::replica::Leadership::Here { .. });
+        Ok(Response::new(MembersReply { voters, learners, leader }))
     }
 
     async fn install_snapshot_stream(

@@ -44,6 +44,15 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Move a partition's replica to another node; the new replica catches
+    /// up before the old one leaves.
+    MoveReplica {
+        partition: u32,
+        #[arg(long)]
+        from: u64,
+        #[arg(long)]
+        to: u64,
+    },
     /// Create the cluster from the first endpoint's initial members (for
     /// clusters started with controller.auto_bootstrap = false).
     Bootstrap,
@@ -107,6 +116,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             query::run(events::connect(client.endpoints(), timeout).await?, command).await
         }
         Command::Wait { up, timeout_secs } => wait_healthy(&client, up, Duration::from_secs(timeout_secs)).await,
+        Command::MoveReplica { partition, from, to } => {
+            let moved = client.move_replica(partition, from, to).await.context("move refused")?;
+            println!(
+                "partition {partition}: replica moving from node {from} to node {to} (table epoch {})",
+                moved.epoch
+            );
+            Ok(())
+        }
         Command::Bootstrap => {
             let done = client.bootstrap().await.context("bootstrap refused")?;
             println!("bootstrapped the controller with voters {}", join(&done.voters));
