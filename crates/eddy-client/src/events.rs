@@ -212,6 +212,11 @@ impl EventClient {
         self.routes.read().ok()?.leaders.get(partition as usize)?.clone()
     }
 
+    /// Records that `addr` leads `partition` (from a "not leader" answer).
+    pub fn learn_leader(&self, partition: PartitionId, addr: &str) {
+        self.note_leader(partition, addr);
+    }
+
     fn note_leader(&self, partition: PartitionId, addr: &str) {
         let Ok(url) = normalize_endpoint(addr) else { return };
         if let Ok(mut routes) = self.routes.write()

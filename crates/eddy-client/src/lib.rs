@@ -7,6 +7,7 @@ mod endpoint;
 mod error;
 pub mod events;
 pub mod producer;
+pub mod stream;
 pub mod view;
 
 pub use cluster::ClusterClient;

@@ -105,7 +105,12 @@ impl RunningNode {
             RaftServiceServer::new(RaftApi { node_id: id, controller: controller.clone(), worker: worker.clone() })
                 .max_decoding_message_size(RAFT_MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(RAFT_MAX_MESSAGE_BYTES);
-        let cluster = ClusterServiceServer::new(ClusterApi { node_id: id, meta, controller: controller.clone() });
+        let cluster = ClusterServiceServer::new(ClusterApi {
+            node_id: id,
+            meta,
+            controller: controller.clone(),
+            store: store.clone(),
+        });
         let control = ControllerServiceServer::new(ControllerApi {
             node_id: id,
             controller: controller.clone(),

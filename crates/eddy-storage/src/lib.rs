@@ -8,7 +8,7 @@
 //! commit).
 
 pub mod eventlog;
-mod flusher;
+pub mod flusher;
 mod log_store;
 mod store;
 

@@ -70,7 +70,7 @@ impl Store {
         let logs = db.keyspace("raft_log", small)?;
         let raft_meta = db.keyspace("raft_meta", small)?;
         let node = db.keyspace("node", small)?;
-        let flusher = Flusher::start(db.clone())
+        let flusher = Flusher::start(db.clone(), path.clone())
             .map_err(|e| StorageError::Open { path: shown.clone(), source: fjall::Error::Io(e) })?;
         Ok(Store { inner: Arc::new(Inner { path, db, logs, raft_meta, node, flusher }) })
     }
@@ -91,19 +91,23 @@ impl Store {
         &self.inner.raft_meta
     }
 
-    /// Commits `batch` off the async runtime: a commit waits for fjall's
-    /// journal, which an fsync in progress holds, and must not stall the
-    /// runtime's threads meanwhile.
+    /// Commits `batch` to fjall's journal (not yet durable). The flusher
+    /// never holds the journal lock across an fsync, so this is a short
+    /// buffered write and runs in place: handing it to another thread cost
+    /// more in wake-ups than the write itself.
     pub(crate) async fn commit(&self, batch: fjall::OwnedWriteBatch) -> Result<(), StorageError> {
-        tokio::task::spawn_blocking(move || batch.commit())
-            .await
-            .map_err(|e| StorageError::Engine(fjall::Error::Io(std::io::Error::other(e))))??;
+        batch.commit()?;
         Ok(())
     }
 
     /// Runs `callback` once every write issued so far is durable.
     pub(crate) async fn after_durable(&self, callback: FlushCallback) -> std::io::Result<()> {
         self.inner.flusher.after_durable(callback).await
+    }
+
+    /// fsyncs and the writes they made durable, since the node started.
+    pub fn sync_stats(&self) -> &crate::flusher::SyncStats {
+        self.inner.flusher.stats()
     }
 
     /// Waits until every write issued so far is durable.

@@ -57,7 +57,7 @@ impl Default for WorkerConfig {
             event_log: EventLogConfig::default(),
             limits: Limits::default(),
             queue_depth: 4096,
-            proposals_in_flight: 8,
+            proposals_in_flight: 2,
             max_entry_bytes: 2 * 1024 * 1024,
         }
     }

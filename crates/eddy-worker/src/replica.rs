@@ -162,7 +162,9 @@ impl Replica {
     }
 
     pub fn leadership(&self) -> Leadership {
-        let metrics = self.raft.metrics().borrow_watched().clone();
+        // Every submit asks: read the metrics in place rather than clone them.
+        let receiver = self.raft.metrics();
+        let metrics = receiver.borrow_watched();
         if metrics.state == ServerState::Leader {
             // A leader cut off from its followers stays leader in its own
             // eyes; without a recent quorum it cannot commit, so it does not

@@ -23,6 +23,7 @@ pub struct ClusterApi {
     pub node_id: NodeId,
     pub meta: Arc<Meta>,
     pub controller: Option<Arc<Controller>>,
+    pub store: eddy_storage::Store,
 }
 
 type MapStream = Pin<Box<dyn Stream<Item = Result<v1::PartitionMap, Status>> + Send>>;
@@ -82,6 +83,20 @@ impl ClusterService for ClusterApi {
             }
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(receive))))
+    }
+
+    async fn node_metrics(
+        &self,
+        _request: Request<v1::NodeMetricsRequest>,
+    ) -> Result<Response<v1::NodeMetricsResponse>, Status> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let stats = self.store.sync_stats();
+        Ok(Response::new(v1::NodeMetricsResponse {
+            node_id: self.node_id,
+            fsyncs: stats.syncs.load(Relaxed),
+            synced_writes: stats.writes.load(Relaxed),
+            fsync_micros: stats.sync_micros.load(Relaxed),
+        }))
     }
 
     async fn bootstrap(&self, _request: Request<BootstrapRequest>) -> Result<Response<BootstrapResponse>, Status> {

@@ -14,7 +14,9 @@ use eddy_worker::Worker;
 use eddy_worker::api::SubmitAck;
 use eddy_worker::types::ProducerStamp;
 use futures::Stream;
-use tokio::sync::{Semaphore, mpsc};
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -106,36 +108,43 @@ impl EventService for EventApi {
         let worker = self.worker()?.clone();
         let mut requests = request.into_inner();
         let (answers, stream) = mpsc::channel(STREAM_IN_FLIGHT);
-        let slots = Arc::new(Semaphore::new(STREAM_IN_FLIGHT));
+        // One task per stream: it reads requests while fewer than the window
+        // are in flight, and answers them as they commit.
         tokio::spawn(async move {
+            let mut in_flight = FuturesUnordered::new();
+            let mut reading = true;
             loop {
-                let request = match requests.message().await {
-                    Ok(Some(request)) => request,
-                    Ok(None) => return,
-                    Err(status) => {
-                        let _ = answers.send(Err(status)).await;
-                        return;
+                tokio::select! {
+                    next = requests.next(), if reading && in_flight.len() < STREAM_IN_FLIGHT => match next {
+                        Some(Ok(request)) => {
+                            let request_id = request.request_id;
+                            // Queued in arrival order, so batches keep their order per partition.
+                            let waiting = begin(&worker, request);
+                            in_flight.push(async move {
+                                let result = match waiting {
+                                    Ok(waiting) => waiting.await,
+                                    Err(status) => Err(status),
+                                };
+                                (request_id, result)
+                            });
+                        }
+                        Some(Err(status)) => {
+                            let _ = answers.send(Err(status)).await;
+                            return;
+                        }
+                        None => reading = false,
+                    },
+                    Some((request_id, result)) = in_flight.next(), if !in_flight.is_empty() => {
+                        let answer = match result {
+                            Ok(ack) => submit_stream_response::Result::Ok(ack_to_wire(&ack, request_id)),
+                            Err(status) => submit_stream_response::Result::Error(error_to_wire(&status)),
+                        };
+                        if answers.send(Ok(SubmitStreamResponse { request_id, result: Some(answer) })).await.is_err() {
+                            return;
+                        }
                     }
-                };
-                // A full window waits here, so a fast client cannot queue
-                // without bound; HTTP/2 flow control pushes back on it.
-                let Ok(slot) = slots.clone().acquire_owned().await else { return };
-                let request_id = request.request_id;
-                // Queued in arrival order, so batches keep their order per partition.
-                let waiting = begin(&worker, request);
-                let answers = answers.clone();
-                tokio::spawn(async move {
-                    let _slot = slot;
-                    let result = match waiting {
-                        Ok(waiting) => waiting.await,
-                        Err(status) => Err(status),
-                    };
-                    let answer = match result {
-                        Ok(ack) => submit_stream_response::Result::Ok(ack_to_wire(&ack, request_id)),
-                        Err(status) => submit_stream_response::Result::Error(error_to_wire(&status)),
-                    };
-                    let _ = answers.send(Ok(SubmitStreamResponse { request_id, result: Some(answer) })).await;
-                });
+                    else => return,
+                }
             }
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(stream))))

@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 use eddy_client::view::MapView;
 use eddy_client::{ClusterClient, DEFAULT_ENDPOINT, parse_endpoints};
 
+mod bench;
 mod cluster;
 mod events;
 mod query;
@@ -60,6 +61,8 @@ enum Command {
     Submit(events::SubmitArgs),
     /// Print events of every partition (or of --partition ones).
     Tail(events::TailArgs),
+    /// Load the cluster and measure it: throughput, submit latency, fsyncs.
+    Bench(bench::BenchArgs),
     /// Ask the processors, or read a key's events.
     #[command(subcommand)]
     Query(query::QueryCommand),
@@ -110,6 +113,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Tail(args) => {
             let timeout = Duration::from_millis(cli.timeout_ms);
             events::tail(events::connect(client.endpoints(), timeout).await?, args).await
+        }
+        Command::Bench(args) => {
+            let timeout = Duration::from_millis(cli.timeout_ms);
+            bench::run(events::connect(client.endpoints(), timeout).await?, args).await
         }
         Command::Query(command) => {
             let timeout = Duration::from_millis(cli.timeout_ms);

@@ -1,0 +1,344 @@
+//! `eddyctl bench`: the load generator. Sends events of a given size with a
+//! given concurrency and batch size, over keys drawn uniformly or with zipf
+//! skew, at a target rate or as fast as the cluster takes them, and reports
+//! throughput, submit latency percentiles, errors and fsyncs per second.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use bytes::Bytes;
+use eddy_client::events::{EventClient, event_acks};
+use eddy_client::stream::StreamSubmitter;
+use eddy_proto::v1::cluster_service_client::ClusterServiceClient;
+use eddy_proto::v1::{self, NodeMetricsRequest, SubmitRequest};
+use hdrhistogram::Histogram;
+use rand::SeedableRng;
+use rand::rngs::SmallRng;
+use rand_distr::{Distribution, Zipf};
+use serde_json::json;
+use tokio::sync::mpsc;
+
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    /// Events to send; without it, send for --duration-secs.
+    #[arg(long)]
+    events: Option<u64>,
+    #[arg(long, default_value_t = 10)]
+    duration_secs: u64,
+    /// Payload bytes per event.
+    #[arg(long, default_value_t = 256)]
+    event_size: usize,
+    /// Requests in flight at once.
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// Events per request.
+    #[arg(long, default_value_t = 1)]
+    batch_size: usize,
+    /// Distinct keys.
+    #[arg(long, default_value_t = 1000)]
+    keys: u64,
+    /// Zipf exponent of key popularity (0: uniform).
+    #[arg(long, default_value_t = 0.0)]
+    zipf: f64,
+    /// Target events per second (0: as fast as possible).
+    #[arg(long, default_value_t = 0)]
+    rate: u64,
+    #[arg(long = "type", default_value = "bench")]
+    event_type: String,
+    /// Print the result as one JSON object.
+    #[arg(long)]
+    json: bool,
+    /// Write one line per acknowledged event: partition offset key uid.
+    #[arg(long)]
+    ack_log: Option<PathBuf>,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+}
+
+/// What one sender saw.
+struct Tally {
+    latency_us: Histogram<u64>,
+    errors: BTreeMap<String, u64>,
+}
+
+/// Makes requests: keys by the configured distribution, each request's
+/// events all of one partition.
+struct Generator {
+    rng: SmallRng,
+    zipf: Option<Zipf<f64>>,
+    keys: u64,
+    payload: Bytes,
+    event_type: String,
+    batch: usize,
+    partitions: u32,
+    client: Arc<EventClient>,
+    buffers: Vec<Vec<v1::Event>>,
+}
+
+impl Generator {
+    fn key(&mut self) -> u64 {
+        match &self.zipf {
+            Some(zipf) => zipf.sample(&mut self.rng) as u64,
+            None => rand::Rng::random_range(&mut self.rng, 1..=self.keys),
+        }
+    }
+
+    /// The next full request; `None` once `budget` has no event left.
+    fn next(&mut self, budget: &AtomicU64) -> Option<SubmitRequest> {
+        loop {
+            if budget.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| left.checked_sub(1)).is_err() {
+                // Send what is buffered before stopping.
+                let partition = self.buffers.iter().position(|b| !b.is_empty())?;
+                return Some(self.take(partition as u32));
+            }
+            let key = format!("key-{}", self.key());
+            let partition = self.client.partition_for_key(key.as_bytes());
+            let event = v1::Event {
+                key: Bytes::from(key),
+                r#type: self.event_type.clone(),
+                payload: self.payload.clone(),
+                attributes: Default::default(),
+            };
+            let buffer = &mut self.buffers[partition as usize % self.partitions as usize];
+            buffer.push(event);
+            if buffer.len() >= self.batch {
+                return Some(self.take(partition));
+            }
+        }
+    }
+
+    fn take(&mut self, partition: u32) -> SubmitRequest {
+        let events = std::mem::take(&mut self.buffers[partition as usize]);
+        SubmitRequest { partition: Some(partition), events, producer: None, request_id: 0 }
+    }
+}
+
+fn payload(size: usize) -> Bytes {
+    let mut text = String::from("{\"value\":1,\"pad\":\"");
+    while text.len() + 2 < size {
+        text.push('x');
+    }
+    text.push_str("\"}");
+    if size < 24 {
+        return Bytes::from(vec![b'x'; size]);
+    }
+    Bytes::from(text)
+}
+
+async fn fsyncs(client: &EventClient) -> (u64, u64) {
+    let Ok(map) = client.cluster().partition_map().await else { return (0, 0) };
+    let mut total = (0, 0);
+    for node in &map.nodes {
+        let Ok(channel) = tonic::transport::Endpoint::from_shared(format!("http://{}", node.addr)) else { continue };
+        let Ok(channel) = channel.connect().await else { continue };
+        if let Ok(m) = ClusterServiceClient::new(channel).node_metrics(NodeMetricsRequest {}).await {
+            total.0 += m.get_ref().fsyncs;
+            total.1 += m.get_ref().synced_writes;
+        }
+    }
+    total
+}
+
+pub async fn run(client: Arc<EventClient>, args: BenchArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        args.concurrency > 0 && args.batch_size > 0 && args.keys > 0,
+        "concurrency, batch size and keys must be at least 1"
+    );
+    let duration = Duration::from_secs(args.duration_secs.clamp(1, 3600));
+    let budget = Arc::new(AtomicU64::new(args.events.unwrap_or(u64::MAX)));
+    let acked = Arc::new(AtomicU64::new(0));
+    let submitter = Arc::new(StreamSubmitter::new(client.clone()));
+    let zipf = if args.zipf > 0.0 { Some(Zipf::new(args.keys as f64, args.zipf).context("--zipf")?) } else { None };
+    let (ack_lines, ack_writer) = match &args.ack_log {
+        Some(path) => {
+            let file = std::fs::File::create(path).with_context(|| format!("--ack-log {}", path.display()))?;
+            let (send, receive) = mpsc::channel::<String>(65_536);
+            (Some(send), Some(tokio::task::spawn_blocking(move || write_acks(file, receive))))
+        }
+        None => (None, None),
+    };
+    let before = fsyncs(&client).await;
+    let started = Instant::now();
+    let deadline = started + if args.events.is_some() { Duration::from_secs(3600) } else { duration };
+    let progress = progress_bar(&args, acked.clone(), started, duration);
+    let per_sender_rate = (args.rate > 0).then(|| args.rate as f64 / args.concurrency as f64);
+    let histograms = (0..args.concurrency).map(|_| Histogram::<u64>::new(3)).collect::<Result<Vec<_>, _>>()?;
+    let senders: Vec<_> = histograms
+        .into_iter()
+        .enumerate()
+        .map(|(i, latency_us)| {
+            let mut generator = Generator {
+                rng: SmallRng::seed_from_u64(i as u64 + 1),
+                zipf,
+                keys: args.keys,
+                payload: payload(args.event_size),
+                event_type: args.event_type.clone(),
+                batch: args.batch_size,
+                partitions: client.partition_count().max(1),
+                client: client.clone(),
+                buffers: vec![Vec::new(); client.partition_count().max(1) as usize],
+            };
+            let (submitter, budget, acked, ack_lines) =
+                (submitter.clone(), budget.clone(), acked.clone(), ack_lines.clone());
+            tokio::spawn(async move {
+                let mut tally = Tally { latency_us, errors: BTreeMap::new() };
+                let mut next_send = Instant::now();
+                while Instant::now() < deadline {
+                    let Some(request) = generator.next(&budget) else { break };
+                    if let Some(rate) = per_sender_rate {
+                        tokio::time::sleep_until(next_send.into()).await;
+                        next_send += Duration::from_secs_f64(request.events.len() as f64 / rate);
+                    }
+                    let keys: Vec<Bytes> = request.events.iter().map(|e| e.key.clone()).collect();
+                    let sent = Instant::now();
+                    match submitter.submit(request).await {
+                        Ok(response) => {
+                            let _ = tally.latency_us.record(sent.elapsed().as_micros() as u64);
+                            acked.fetch_add(u64::from(response.count), Ordering::Relaxed);
+                            if let Some(lines) = &ack_lines {
+                                for (ack, key) in event_acks(&response).iter().zip(keys) {
+                                    let line = format!(
+                                        "{} {} {} {}",
+                                        ack.partition,
+                                        ack.offset,
+                                        String::from_utf8_lossy(&key),
+                                        ack.uid
+                                    );
+                                    let _ = lines.send(line).await;
+                                }
+                            }
+                        }
+                        Err(err) => {
+                            let kind = err.code().map_or_else(|| "unreachable".to_owned(), |c| format!("{c:?}"));
+                            *tally.errors.entry(kind).or_default() += 1;
+                        }
+                    }
+                }
+                tally
+            })
+        })
+        .collect();
+    let mut latency = Histogram::<u64>::new(3).context("histogram")?;
+    let mut errors = BTreeMap::<String, u64>::new();
+    for sender in senders {
+        let tally = sender.await?;
+        latency.add(&tally.latency_us).context("merging latencies")?;
+        for (kind, n) in tally.errors {
+            *errors.entry(kind).or_default() += n;
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    if let Some(bar) = progress {
+        bar.finish_and_clear();
+    }
+    drop(ack_lines);
+    if let Some(writer) = ack_writer {
+        writer.await??;
+    }
+    let after = fsyncs(&client).await;
+    report(&args, acked.load(Ordering::Relaxed), &errors, &latency, elapsed, (after.0 - before.0, after.1 - before.1))
+}
+
+fn write_acks(file: std::fs::File, mut lines: mpsc::Receiver<String>) -> anyhow::Result<()> {
+    let mut out = std::io::BufWriter::new(file);
+    while let Some(line) = lines.blocking_recv() {
+        writeln!(out, "{line}")?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+fn progress_bar(
+    args: &BenchArgs,
+    acked: Arc<AtomicU64>,
+    started: Instant,
+    duration: Duration,
+) -> Option<indicatif::ProgressBar> {
+    if args.quiet || args.json {
+        return None;
+    }
+    let bar = match args.events {
+        Some(n) => indicatif::ProgressBar::new(n),
+        None => indicatif::ProgressBar::new(duration.as_secs()),
+    };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let ticking = bar.clone();
+    let counted = args.events.is_some();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let done = acked.load(Ordering::Relaxed);
+            let secs = started.elapsed().as_secs_f64();
+            ticking.set_position(if counted { done } else { secs as u64 });
+            ticking.set_message(format!("{done} acked, {:.0} events/s", done as f64 / secs.max(0.001)));
+            if ticking.is_finished() {
+                return;
+            }
+        }
+    });
+    Some(bar)
+}
+
+fn report(
+    args: &BenchArgs,
+    acked: u64,
+    errors: &BTreeMap<String, u64>,
+    latency: &Histogram<u64>,
+    elapsed: f64,
+    (syncs, synced): (u64, u64),
+) -> anyhow::Result<()> {
+    let rate = acked as f64 / elapsed.max(0.001);
+    let p = |q: f64| latency.value_at_quantile(q);
+    let error_count: u64 = errors.values().sum();
+    let summary = json!({
+        "acked": acked,
+        "errors": error_count,
+        "errors_by_kind": errors,
+        "duration_s": elapsed,
+        "events_per_s": rate,
+        "mib_per_s": rate * args.event_size as f64 / (1024.0 * 1024.0),
+        "latency_us": { "p50": p(0.5), "p90": p(0.9), "p99": p(0.99), "p999": p(0.999), "max": latency.max() },
+        "fsyncs_per_s": syncs as f64 / elapsed.max(0.001),
+        "writes_per_fsync": if syncs > 0 { synced as f64 / syncs as f64 } else { 0.0 },
+        "config": {
+            "event_size": args.event_size, "concurrency": args.concurrency, "batch_size": args.batch_size,
+            "keys": args.keys, "zipf": args.zipf, "rate": args.rate,
+        },
+    });
+    if args.json {
+        println!("{summary}");
+        return Ok(());
+    }
+    println!(
+        "acked {acked} events in {elapsed:.1} s: {rate:.0} events/s ({:.1} MiB/s)",
+        summary["mib_per_s"].as_f64().unwrap_or(0.0)
+    );
+    println!(
+        "submit latency (us): p50 {} p90 {} p99 {} p999 {} max {}",
+        p(0.5),
+        p(0.9),
+        p(0.99),
+        p(0.999),
+        latency.max()
+    );
+    if error_count == 0 {
+        println!("errors: none");
+    } else {
+        println!("errors: {error_count} ({errors:?})");
+    }
+    println!(
+        "fsyncs: {:.0}/s across the cluster, {:.1} writes made durable per fsync",
+        summary["fsyncs_per_s"].as_f64().unwrap_or(0.0),
+        summary["writes_per_fsync"].as_f64().unwrap_or(0.0)
+    );
+    Ok(())
+}

@@ -1,0 +1,123 @@
+//! Pipelined submits: one SubmitStream per node, many requests in flight on
+//! it, answers matched by request id. Far cheaper per request than unary
+//! calls when each request carries few events.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use eddy_proto::v1::event_service_client::EventServiceClient;
+use eddy_proto::v1::{SubmitRequest, SubmitResponse, SubmitStreamResponse, submit_stream_response};
+use tokio::sync::{mpsc, oneshot};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::Code;
+
+use crate::ClientError;
+use crate::events::EventClient;
+
+type Waiters = Arc<Mutex<HashMap<u64, oneshot::Sender<SubmitStreamResponse>>>>;
+
+/// One open SubmitStream to a node.
+struct NodeStream {
+    requests: mpsc::Sender<SubmitRequest>,
+    waiting: Waiters,
+}
+
+pub struct StreamSubmitter {
+    client: Arc<EventClient>,
+    streams: Mutex<HashMap<String, Arc<NodeStream>>>,
+    next_id: AtomicU64,
+    attempts: u32,
+}
+
+/// How many requests may wait to be sent on one node's stream.
+const STREAM_QUEUE: usize = 4096;
+
+impl StreamSubmitter {
+    pub fn new(client: Arc<EventClient>) -> Self {
+        StreamSubmitter { client, streams: Mutex::new(HashMap::new()), next_id: AtomicU64::new(1), attempts: 20 }
+    }
+
+    pub fn client(&self) -> &Arc<EventClient> {
+        &self.client
+    }
+
+    fn stream_to(&self, partition: u32) -> Result<Arc<NodeStream>, ClientError> {
+        let (url, channel) = self.client.leader_channel(partition)?;
+        let mut streams = self.streams.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(stream) = streams.get(&url).filter(|s| !s.requests.is_closed()) {
+            return Ok(stream.clone());
+        }
+        let (requests, outgoing) = mpsc::channel(STREAM_QUEUE);
+        let waiting: Waiters = Arc::default();
+        let stream = Arc::new(NodeStream { requests, waiting: waiting.clone() });
+        streams.insert(url, stream.clone());
+        tokio::spawn(async move {
+            let mut client = EventServiceClient::new(channel).max_decoding_message_size(64 << 20);
+            if let Ok(answers) = client.submit_stream(ReceiverStream::new(outgoing)).await {
+                let mut answers = answers.into_inner();
+                while let Ok(Some(answer)) = answers.message().await {
+                    let waiter = waiting.lock().ok().and_then(|mut w| w.remove(&answer.request_id));
+                    if let Some(waiter) = waiter {
+                        let _ = waiter.send(answer);
+                    }
+                }
+            }
+            // The stream broke: its waiters hear nothing and retry.
+            if let Ok(mut waiting) = waiting.lock() {
+                waiting.clear();
+            }
+        });
+        Ok(stream)
+    }
+
+    /// Submits a batch to its partition's leader over the pipelined stream,
+    /// following "not leader" answers and retrying what may be retried.
+    pub async fn submit(&self, mut request: SubmitRequest) -> Result<SubmitResponse, ClientError> {
+        let partition = request
+            .partition
+            .ok_or_else(|| ClientError::Malformed("submit: the request must name its partition".into()))?;
+        let mut backoff = Duration::from_millis(10);
+        let mut last = String::new();
+        for _ in 0..self.attempts {
+            let stream = self.stream_to(partition)?;
+            let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+            request.request_id = id;
+            let (waiter, answer) = oneshot::channel();
+            if let Ok(mut waiting) = stream.waiting.lock() {
+                waiting.insert(id, waiter);
+            }
+            if stream.requests.send(request.clone()).await.is_err() {
+                last = "the stream to the leader closed".into();
+                continue;
+            }
+            let Ok(answer) = answer.await else {
+                last = "the stream to the leader broke".into();
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+                let _ = self.client.refresh().await;
+                continue;
+            };
+            match answer.result {
+                Some(submit_stream_response::Result::Ok(ack)) => return Ok(ack),
+                Some(submit_stream_response::Result::Error(err)) => {
+                    let code = Code::from_i32(err.code);
+                    if !err.leader_addr.is_empty() {
+                        self.client.learn_leader(partition, &err.leader_addr);
+                    } else if matches!(code, Code::Unavailable)
+                        || (code == Code::ResourceExhausted && err.retry_after_ms > 0)
+                    {
+                        tokio::time::sleep(Duration::from_millis(err.retry_after_ms.max(10))).await;
+                        let _ = self.client.refresh().await;
+                    } else {
+                        return Err(ClientError::Refused { code, message: err.message });
+                    }
+                    last = err.message;
+                }
+                None => last = "an empty answer".into(),
+            }
+        }
+        Err(ClientError::Unreachable { tried: vec![(format!("partition {partition}"), last)] })
+    }
+}
