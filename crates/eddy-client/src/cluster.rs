@@ -47,6 +47,7 @@ impl ClusterClient {
         let channel = Endpoint::from_shared(url.to_owned())
             .map_err(|e| ClientError::InvalidEndpoint { endpoint: url.to_owned(), reason: e.to_string() })?
             .connect_timeout(CONNECT_TIMEOUT)
+            .tcp_nodelay(true)
             .timeout(self.timeout)
             .connect_lazy();
         channels.insert(url.to_owned(), channel.clone());

@@ -127,6 +127,9 @@ impl RunningNode {
         let (stop_server, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(
             tonic::transport::Server::builder()
+                // Small answers (Raft acks, submit acks) must not wait for
+                // Nagle's algorithm and the peer's delayed ack (~40 ms).
+                .tcp_nodelay(true)
                 .add_service(raft)
                 .add_service(cluster)
                 .add_service(control)

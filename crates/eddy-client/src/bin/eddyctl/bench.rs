@@ -131,15 +131,16 @@ fn payload(size: usize) -> Bytes {
     Bytes::from(text)
 }
 
-async fn fsyncs(client: &EventClient) -> (u64, u64) {
-    let Ok(map) = client.cluster().partition_map().await else { return (0, 0) };
-    let mut total = (0, 0);
+async fn fsyncs(client: &EventClient) -> (u64, u64, u64) {
+    let Ok(map) = client.cluster().partition_map().await else { return (0, 0, 0) };
+    let mut total = (0, 0, 0);
     for node in &map.nodes {
         let Ok(channel) = tonic::transport::Endpoint::from_shared(format!("http://{}", node.addr)) else { continue };
         let Ok(channel) = channel.connect().await else { continue };
         if let Ok(m) = ClusterServiceClient::new(channel).node_metrics(NodeMetricsRequest {}).await {
             total.0 += m.get_ref().fsyncs;
             total.1 += m.get_ref().synced_writes;
+            total.2 += m.get_ref().fsync_micros;
         }
     }
     total
@@ -242,7 +243,8 @@ pub async fn run(client: Arc<EventClient>, args: BenchArgs) -> anyhow::Result<()
         writer.await??;
     }
     let after = fsyncs(&client).await;
-    report(&args, acked.load(Ordering::Relaxed), &errors, &latency, elapsed, (after.0 - before.0, after.1 - before.1))
+    let syncs = (after.0 - before.0, after.1 - before.1, after.2 - before.2);
+    report(&args, acked.load(Ordering::Relaxed), &errors, &latency, elapsed, syncs)
 }
 
 fn write_acks(file: std::fs::File, mut lines: mpsc::Receiver<String>) -> anyhow::Result<()> {
@@ -294,7 +296,7 @@ fn report(
     errors: &BTreeMap<String, u64>,
     latency: &Histogram<u64>,
     elapsed: f64,
-    (syncs, synced): (u64, u64),
+    (syncs, synced, sync_micros): (u64, u64, u64),
 ) -> anyhow::Result<()> {
     let rate = acked as f64 / elapsed.max(0.001);
     let p = |q: f64| latency.value_at_quantile(q);
@@ -309,6 +311,7 @@ fn report(
         "latency_us": { "p50": p(0.5), "p90": p(0.9), "p99": p(0.99), "p999": p(0.999), "max": latency.max() },
         "fsyncs_per_s": syncs as f64 / elapsed.max(0.001),
         "writes_per_fsync": if syncs > 0 { synced as f64 / syncs as f64 } else { 0.0 },
+        "fsync_avg_us": if syncs > 0 { sync_micros as f64 / syncs as f64 } else { 0.0 },
         "config": {
             "event_size": args.event_size, "concurrency": args.concurrency, "batch_size": args.batch_size,
             "keys": args.keys, "zipf": args.zipf, "rate": args.rate,
@@ -336,9 +339,10 @@ fn report(
         println!("errors: {error_count} ({errors:?})");
     }
     println!(
-        "fsyncs: {:.0}/s across the cluster, {:.1} writes made durable per fsync",
+        "fsyncs: {:.0}/s across the cluster, {:.1} writes made durable per fsync, {:.0} us each on average",
         summary["fsyncs_per_s"].as_f64().unwrap_or(0.0),
-        summary["writes_per_fsync"].as_f64().unwrap_or(0.0)
+        summary["writes_per_fsync"].as_f64().unwrap_or(0.0),
+        summary["fsync_avg_us"].as_f64().unwrap_or(0.0)
     );
     Ok(())
 }
