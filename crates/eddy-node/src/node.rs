@@ -21,7 +21,7 @@ use eddy_storage::{StorageError, Store, StoreOptions};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::server::TcpIncoming;
 
 use crate::agent::Agent;
 use crate::config::NodeConfig;
@@ -127,15 +127,12 @@ impl RunningNode {
         let (stop_server, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(
             tonic::transport::Server::builder()
-                // Small answers (Raft acks, submit acks) must not wait for
-                // Nagle's algorithm and the peer's delayed ack (~40 ms).
-                .tcp_nodelay(true)
                 .add_service(raft)
                 .add_service(cluster)
                 .add_service(control)
                 .add_service(events)
                 .add_service(faults)
-                .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
+                .serve_with_incoming_shutdown(accepted_without_nagle(listener), async {
                     let _ = stopped.await;
                 }),
         );
@@ -193,6 +190,14 @@ impl RunningNode {
     }
 }
 
+/// The server's accepted connections, with Nagle's algorithm off. Small
+/// answers (Raft acks, submit acks) would otherwise wait for the peer's
+/// delayed ack, about 40 ms. tonic's `Server::tcp_nodelay` only applies to
+/// listeners it binds itself, not to one handed in, so it is set here.
+fn accepted_without_nagle(listener: TcpListener) -> TcpIncoming {
+    TcpIncoming::from(listener).with_nodelay(Some(true))
+}
+
 fn controller_config(config: &NodeConfig) -> ControllerConfig {
     let c = &config.controller;
     let ms = Duration::from_millis;
@@ -214,5 +219,22 @@ fn controller_config(config: &NodeConfig) -> ControllerConfig {
             bootstrap_settings: config.settings(),
             propose_timeout: Duration::from_secs(5),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio_stream::StreamExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn accepted_connections_have_nagle_off() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let mut incoming = accepted_without_nagle(listener);
+        let _client = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let accepted = incoming.next().await.expect("a connection").expect("accepted");
+        assert!(accepted.nodelay().expect("nodelay"), "an accepted connection still delays small writes");
     }
 }
