@@ -9,6 +9,7 @@
 
 pub mod eventlog;
 pub mod flusher;
+mod log_cache;
 mod log_store;
 mod store;
 

@@ -3,12 +3,14 @@
 //! Entries are postcard-encoded under `group ++ index` (both big-endian, so
 //! keys sort by index). Vote, committed id and last purged id sit in the
 //! metadata keyspace. Appends are acknowledged to Raft only after the
-//! flusher's fsync: an acknowledged entry is on disk.
+//! flusher's fsync: an acknowledged entry is on disk. The newest entries
+//! are also kept decoded in memory (see [`crate::log_cache`]).
 
 use std::fmt::Debug;
 use std::io;
 use std::marker::PhantomData;
 use std::ops::{Bound, RangeBounds};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use openraft::entry::RaftEntry;
 use openraft::storage::{IOFlushed, LogState, RaftLogReader, RaftLogStorage};
@@ -18,31 +20,47 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::StorageError;
+use crate::log_cache::LogCache;
 use crate::store::{MetaKey, Store, index_of, log_key, meta_key};
 
-/// Log storage of group `group`. Clones share the same database, so a reader
-/// sees every append as soon as `append` returns.
-pub struct RaftLogStore<C> {
+/// Bytes of encoded entries a group keeps decoded in memory.
+const CACHE_BYTES: usize = 1 << 20;
+
+/// Log storage of group `group`. Clones share the same database and cache,
+/// so a reader sees every append as soon as `append` returns.
+pub struct RaftLogStore<C: RaftTypeConfig> {
     store: Store,
     group: u64,
+    cache: Arc<Mutex<LogCache<C::Entry>>>,
     _config: PhantomData<fn() -> C>,
 }
 
-impl<C> Clone for RaftLogStore<C> {
+impl<C: RaftTypeConfig> Clone for RaftLogStore<C> {
     fn clone(&self) -> Self {
-        RaftLogStore { store: self.store.clone(), group: self.group, _config: PhantomData }
+        RaftLogStore { store: self.store.clone(), group: self.group, cache: self.cache.clone(), _config: PhantomData }
     }
 }
 
-impl<C> Debug for RaftLogStore<C> {
+impl<C: RaftTypeConfig> Debug for RaftLogStore<C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RaftLogStore").field("group", &self.group).finish()
     }
 }
 
-impl<C> RaftLogStore<C> {
+impl<C: RaftTypeConfig> RaftLogStore<C> {
     pub fn new(store: Store, group: u64) -> Self {
-        RaftLogStore { store, group, _config: PhantomData }
+        let cache = Arc::new(Mutex::new(LogCache::new(CACHE_BYTES)));
+        RaftLogStore { store, group, cache, _config: PhantomData }
+    }
+
+    fn cache(&self) -> MutexGuard<'_, LogCache<C::Entry>> {
+        // The cache holds no invariant a panicking holder could break
+        // half-way that a read would trust: a poisoned one is emptied.
+        self.cache.lock().unwrap_or_else(|poisoned| {
+            let mut cache = poisoned.into_inner();
+            cache.clear();
+            cache
+        })
     }
 
     fn bounds(&self, range: &impl RangeBounds<u64>) -> (Bound<[u8; 16]>, Bound<[u8; 16]>) {
@@ -104,11 +122,17 @@ fn decode<T: DeserializeOwned>(bytes: &[u8], key: &str) -> Result<T, StorageErro
     postcard::from_bytes(bytes).map_err(|e| StorageError::Corrupt { key: key.to_owned(), reason: e.to_string() })
 }
 
-impl<C: RaftTypeConfig> RaftLogReader<C> for RaftLogStore<C> {
+impl<C: RaftTypeConfig> RaftLogReader<C> for RaftLogStore<C>
+where
+    C::Entry: Clone,
+{
     async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
         &mut self,
         range: RB,
     ) -> Result<Vec<C::Entry>, io::Error> {
+        if let Some(entries) = self.cache().get(&range) {
+            return Ok(entries);
+        }
         let (start, end) = self.bounds(&range);
         let mut entries = Vec::new();
         for guard in self.store.logs().range::<&[u8], _>((as_slice(&start), as_slice(&end))) {
@@ -124,7 +148,10 @@ impl<C: RaftTypeConfig> RaftLogReader<C> for RaftLogStore<C> {
     }
 }
 
-impl<C: RaftTypeConfig> RaftLogStorage<C> for RaftLogStore<C> {
+impl<C: RaftTypeConfig> RaftLogStorage<C> for RaftLogStore<C>
+where
+    C::Entry: Clone,
+{
     type LogReader = Self;
 
     async fn get_log_state(&mut self) -> Result<LogState<C>, io::Error> {
@@ -168,18 +195,25 @@ impl<C: RaftTypeConfig> RaftLogStorage<C> for RaftLogStore<C> {
         I::IntoIter: OptionalSend,
     {
         let mut batch = self.store.db().batch();
+        let mut appended = Vec::new();
+        let mut appended_entries = Vec::new();
         for entry in entries {
-            batch.insert(self.store.logs(), log_key(self.group, entry.index()), encode(&entry)?);
+            let bytes = encode(&entry)?;
+            appended.push((entry.index(), bytes.len()));
+            batch.insert(self.store.logs(), log_key(self.group, entry.index()), bytes);
+            appended_entries.push(entry);
         }
         self.store.commit(batch).await?;
+        self.cache().appended(appended_entries.into_iter().zip(appended).map(|(e, (i, n))| (i, e, n)));
         self.store.after_durable(Box::new(move |result| callback.io_completed(result))).await
     }
 
     async fn truncate_after(&mut self, last_log_id: Option<LogIdOf<C>>) -> Result<(), io::Error> {
-        let keys = match last_log_id {
+        let keys = match &last_log_id {
             Some(id) => self.keys_in((Bound::Excluded(id.index), Bound::Unbounded))?,
             None => self.keys_in(..)?,
         };
+        self.cache().truncated_after(last_log_id.as_ref().map(|id| id.index));
         self.remove_keys(keys, None).await?;
         Ok(())
     }
@@ -188,6 +222,7 @@ impl<C: RaftTypeConfig> RaftLogStorage<C> for RaftLogStore<C> {
         let keys = self.keys_in(..=log_id.index)?;
         // The purged id and the deletions land in one atomic batch, so no
         // restart sees a hole without knowing it was purged.
+        self.cache().purged(log_id.index);
         self.remove_keys(keys, Some(encode(&log_id)?)).await?;
         Ok(())
     }
