@@ -79,6 +79,7 @@ impl StreamSubmitter {
             .partition
             .ok_or_else(|| ClientError::Malformed("submit: the request must name its partition".into()))?;
         let mut backoff = Duration::from_millis(10);
+        let mut redirects = 0u32;
         let mut last = String::new();
         for _ in 0..self.attempts {
             let stream = self.stream_to(partition)?;
@@ -105,10 +106,20 @@ impl StreamSubmitter {
                     let code = Code::from_i32(err.code);
                     if !err.leader_addr.is_empty() {
                         self.client.learn_leader(partition, &err.leader_addr);
+                        redirects += 1;
+                        // One redirect is followed at once; more mean the
+                        // leadership is moving, so wait for it to settle.
+                        if redirects > 1 {
+                            tokio::time::sleep(backoff).await;
+                            backoff = (backoff * 2).min(Duration::from_secs(1));
+                        }
                     } else if matches!(code, Code::Unavailable)
                         || (code == Code::ResourceExhausted && err.retry_after_ms > 0)
                     {
-                        tokio::time::sleep(Duration::from_millis(err.retry_after_ms.max(10))).await;
+                        // No leader yet (an election takes about a second) or
+                        // no room: back off, at least as long as the hint says.
+                        tokio::time::sleep(backoff.max(Duration::from_millis(err.retry_after_ms))).await;
+                        backoff = (backoff * 2).min(Duration::from_secs(1));
                         let _ = self.client.refresh().await;
                     } else {
                         return Err(ClientError::Refused { code, message: err.message });
