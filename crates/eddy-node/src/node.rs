@@ -91,6 +91,7 @@ impl RunningNode {
                 node_id: id,
                 store: store.clone(),
                 channels: channels.clone(),
+                appends: eddy_raft::AppendBatcher::new(channels.clone()),
                 identity: eddy_raft::ClusterIdentity::default(),
                 config: Arc::new(config.worker_config()),
                 partitions_dir: data_dir.join("partitions"),

@@ -3,11 +3,13 @@
 //! that Raft messages carry, and the transport over gRPC with one cached
 //! channel per peer, whatever the group.
 
+mod batcher;
 mod network;
 pub mod receiver;
 
 use std::sync::{Arc, OnceLock};
 
+pub use batcher::AppendBatcher;
 pub use network::{BytesSnapshots, GrpcNetwork, GrpcPeer, Peer, Rpc, SnapshotSender};
 pub use receiver::{RaftReceiver, check_cluster};
 use serde::{Deserialize, Serialize};

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use eddy_proto::RAFT_MAX_MESSAGE_BYTES;
 use eddy_proto::channels::PeerChannels;
-use eddy_proto::v1::RaftRequest;
 use eddy_proto::v1::raft_service_client::RaftServiceClient;
+use eddy_proto::v1::{RaftReply, RaftRequest};
 use openraft::errors::{NetworkError, RPCError, ReplicationClosed, StreamingError, Unreachable};
 use openraft::network::v2::RaftNetworkV2;
 use openraft::network::{RPCOption, RaftNetworkFactory};
@@ -20,6 +20,7 @@ use openraft::{OptionalSend, RaftTypeConfig};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::batcher::AppendBatcher;
 use crate::{ClusterIdentity, RaftNode};
 
 /// One peer of one group, as a transport call needs it.
@@ -30,6 +31,8 @@ pub struct Peer {
     pub addr: String,
     pub channels: PeerChannels,
     pub identity: ClusterIdentity,
+    /// Where append-entries requests go when the node batches them.
+    pub batcher: Option<AppendBatcher>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -61,8 +64,15 @@ impl Peer {
         payload: Vec<u8>,
         ttl: Duration,
     ) -> Result<Vec<u8>, RPCError<C>> {
-        let mut client = self.client::<C>().map_err(RPCError::Unreachable)?;
         let request = RaftRequest { group: self.group, payload, cluster: self.cluster() };
+        if let (Rpc::Append, Some(batcher)) = (rpc, &self.batcher) {
+            let reply = batcher.call(&self.addr, request, ttl).await.map_err(|reason| {
+                let msg = format!("{rpc:?} to node {} at {}: {reason}", self.target, self.addr);
+                RPCError::Unreachable(Unreachable::from_string(msg))
+            })?;
+            return self.answer(reply);
+        }
+        let mut client = self.client::<C>().map_err(RPCError::Unreachable)?;
         let call = async {
             match rpc {
                 Rpc::Append => client.append_entries(request).await,
@@ -82,6 +92,10 @@ impl Peer {
             }
             Ok(Ok(reply)) => reply.into_inner(),
         };
+        self.answer(reply)
+    }
+
+    fn answer<C: RaftTypeConfig>(&self, reply: RaftReply) -> Result<Vec<u8>, RPCError<C>> {
         if reply.is_error {
             let msg = String::from_utf8_lossy(&reply.payload).into_owned();
             return Err(RPCError::Network(NetworkError::from_string(format!("node {} refused: {msg}", self.target))));
@@ -129,12 +143,20 @@ pub struct GrpcNetwork<C, S> {
     channels: PeerChannels,
     identity: ClusterIdentity,
     snapshots: S,
+    batcher: Option<AppendBatcher>,
     _config: PhantomData<fn() -> C>,
 }
 
 impl<C, S> GrpcNetwork<C, S> {
     pub fn new(group: u64, channels: PeerChannels, identity: ClusterIdentity, snapshots: S) -> Self {
-        GrpcNetwork { group, channels, identity, snapshots, _config: PhantomData }
+        GrpcNetwork { group, channels, identity, snapshots, batcher: None, _config: PhantomData }
+    }
+
+    /// Sends append-entries requests through `batcher`, together with the
+    /// other groups' requests to the same peer.
+    pub fn with_batcher(mut self, batcher: AppendBatcher) -> Self {
+        self.batcher = Some(batcher);
+        self
     }
 }
 
@@ -152,6 +174,7 @@ where
             addr: node.addr.clone(),
             channels: self.channels.clone(),
             identity: self.identity.clone(),
+            batcher: self.batcher.clone(),
         };
         GrpcPeer { peer, snapshots: self.snapshots.clone(), _config: PhantomData }
     }

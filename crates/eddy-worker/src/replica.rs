@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use eddy_core::{NodeId, PartitionId};
 use eddy_proto::channels::PeerChannels;
-use eddy_raft::{ClusterIdentity, GrpcNetwork, RaftNode};
+use eddy_raft::{AppendBatcher, ClusterIdentity, GrpcNetwork, RaftNode};
 use eddy_storage::{RaftLogStore, Store};
 use openraft::async_runtime::WatchReceiver;
 use openraft::{ServerState, SnapshotPolicy};
@@ -100,6 +100,8 @@ pub struct ReplicaContext {
     pub node_id: NodeId,
     pub store: Store,
     pub channels: PeerChannels,
+    /// Batches the partition groups' append-entries requests per peer.
+    pub appends: AppendBatcher,
     pub identity: ClusterIdentity,
     pub config: Arc<WorkerConfig>,
     pub partitions_dir: std::path::PathBuf,
@@ -132,7 +134,8 @@ impl Replica {
         }
         .validate()
         .map_err(|e| WorkerError::InvalidArgument(format!("partition raft timing: {e}")))?;
-        let network = GrpcNetwork::new(group_of(partition), ctx.channels.clone(), ctx.identity.clone(), FileSnapshots);
+        let network = GrpcNetwork::new(group_of(partition), ctx.channels.clone(), ctx.identity.clone(), FileSnapshots)
+            .with_batcher(ctx.appends.clone());
         let log = RaftLogStore::new(ctx.store.clone(), group_of(partition));
         let raft = PartitionRaft::new(ctx.node_id, Arc::new(raft_config), network, log, sm)
             .await

@@ -7,7 +7,8 @@ use eddy_controller::Controller;
 use eddy_controller::types::CONTROLLER_GROUP;
 use eddy_core::NodeId;
 use eddy_proto::v1::raft_service_server::RaftService;
-use eddy_proto::v1::{MembersReply, RaftReply, RaftRequest, SnapshotChunk};
+use eddy_proto::v1::{MembersReply, RaftBatchReply, RaftBatchRequest, RaftReply, RaftRequest, SnapshotChunk};
+use eddy_raft::receiver::refused;
 use eddy_raft::{RaftReceiver, Rpc, check_cluster};
 use eddy_worker::Worker;
 use eddy_worker::replica::Replica;
@@ -61,6 +62,20 @@ impl RaftApi {
 impl RaftService for RaftApi {
     async fn append_entries(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
         self.dispatch(Rpc::Append, request.into_inner()).await.map(Response::new)
+    }
+
+    async fn append_entries_batch(
+        &self,
+        request: Request<RaftBatchRequest>,
+    ) -> Result<Response<RaftBatchReply>, Status> {
+        // Together, so that the groups' appends share one group commit.
+        let appends = request.into_inner().requests.into_iter().map(|r| self.dispatch(Rpc::Append, r));
+        let replies = futures::future::join_all(appends)
+            .await
+            .into_iter()
+            .map(|reply| reply.unwrap_or_else(|status| refused(status.message().to_owned())))
+            .collect();
+        Ok(Response::new(RaftBatchReply { replies }))
     }
 
     async fn vote(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
