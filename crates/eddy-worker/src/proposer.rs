@@ -11,13 +11,27 @@ use std::sync::Arc;
 
 use eddy_core::PartitionId;
 use openraft::errors::ClientWriteError;
-use openraft::impls::ProgressResponder;
+use openraft::raft::ClientWriteResult;
+use openraft::raft::responder::Responder;
+use openraft::{OptionalSend, RaftTypeConfig};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use crate::WorkerError;
 use crate::config::WorkerConfig;
 use crate::replica::PartitionRaft;
-use crate::types::{AppendOutcome, AppendRequest, PartitionCommand};
+use crate::types::{AppendOutcome, AppendRequest, PartitionCommand, PartitionTypes};
+
+/// Hands an entry's outcome to its submits right where Raft completes the
+/// entry (the state machine worker), with no task in between. Dropped
+/// without an outcome (Raft stopped), it drops the submits' reply senders,
+/// which they read as "no leader".
+pub struct DeliverOnComplete<T>(Box<dyn FnOnce(T) + Send>);
+
+impl<C: RaftTypeConfig, T: OptionalSend + 'static> Responder<C, T> for DeliverOnComplete<T> {
+    fn on_complete(self, result: T) {
+        (self.0)(result);
+    }
+}
 
 /// A submit waiting for its entry.
 pub struct Pending {
@@ -86,43 +100,37 @@ async fn run(
             }
         }
         let (requests, replies): (Vec<_>, Vec<_>) = batch.into_iter().map(|p| (p.request, p.reply)).unzip();
-        let (responder, answered) = ProgressResponder::complete_only();
+        // Shared with the responder, which takes them when Raft answers.
+        let replies = Arc::new(std::sync::Mutex::new(Some(replies)));
+        let taken = replies.clone();
+        let responder = DeliverOnComplete(Box::new(move |written| {
+            let _slot = slot;
+            if let Some(replies) = taken.lock().ok().and_then(|mut r| r.take()) {
+                deliver(partition, written, replies);
+            }
+        }));
         if let Err(fatal) = raft.client_write_ff(PartitionCommand::Append(requests), Some(responder)).await {
             let reason = fatal.to_string();
-            for reply in replies {
+            for reply in replies.lock().ok().and_then(|mut r| r.take()).into_iter().flatten() {
                 let _ = reply.send(Err(WorkerError::Stopped { partition, reason: reason.clone() }));
             }
-            continue;
         }
-        tokio::spawn(async move {
-            let _slot = slot;
-            let outcome = answered.await;
-            deliver(partition, outcome, replies);
-        });
     }
 }
-
-type Written = Result<
-    Result<
-        openraft::raft::ClientWriteResponse<crate::types::PartitionTypes>,
-        ClientWriteError<crate::types::PartitionTypes>,
-    >,
-    tokio::sync::oneshot::error::RecvError,
->;
 
 /// Hands each submit its outcome, or the entry's error.
 fn deliver(
     partition: PartitionId,
-    written: Written,
+    written: ClientWriteResult<PartitionTypes>,
     replies: Vec<oneshot::Sender<Result<AppendOutcome, WorkerError>>>,
 ) {
     match written {
-        Ok(Ok(response)) => {
+        Ok(response) => {
             for (reply, outcome) in replies.into_iter().zip(response.data.outcomes) {
                 let _ = reply.send(Ok(outcome));
             }
         }
-        Ok(Err(err)) => {
+        Err(err) => {
             let forward = match &err {
                 ClientWriteError::ForwardToLeader(f) | ClientWriteError::LogEntryDiscarded(f) => Some(f),
                 _ => None,
@@ -138,11 +146,6 @@ fn deliver(
                     None => WorkerError::Stopped { partition, reason: err.to_string() },
                 };
                 let _ = reply.send(Err(answer));
-            }
-        }
-        Err(_) => {
-            for reply in replies {
-                let _ = reply.send(Err(WorkerError::NoLeader { partition }));
             }
         }
     }

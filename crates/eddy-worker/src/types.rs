@@ -86,15 +86,32 @@ pub struct PartitionResponse {
     pub outcomes: Vec<AppendOutcome>,
 }
 
-openraft::declare_raft_types!(
-    /// Raft type configuration of a partition group.
-    pub PartitionTypes:
-        D = PartitionCommand,
-        R = PartitionResponse,
-        NodeId = u64,
-        Node = RaftNode,
-        AsyncRuntime = openraft_rt_tokio::TokioRuntime,
-);
+/// Raft type configuration of a partition group. Spelled out rather than
+/// declared with openraft's macro, which cannot name a generic responder.
+#[derive(Debug, Clone, Copy, Default, Eq, PartialEq, Ord, PartialOrd)]
+pub struct PartitionTypes {}
+
+impl openraft::RaftTypeConfig for PartitionTypes {
+    type D = PartitionCommand;
+    type R = PartitionResponse;
+    type NodeId = u64;
+    type Node = RaftNode;
+    type Term = u64;
+    type LeaderId = openraft::impls::leader_id_adv::LeaderId<Self::Term, Self::NodeId>;
+    type Vote = openraft::impls::Vote<Self::LeaderId>;
+    type Payload = openraft::EntryPayload<Self::D, Self::NodeId, Self::Node>;
+    type Entry = openraft::Entry<<Self::LeaderId as openraft::vote::RaftLeaderId>::Committed, Self::Payload>;
+    type Responder<T>
+        = crate::proposer::DeliverOnComplete<T>
+    where
+        T: openraft::OptionalSend + 'static;
+    type Batch<T>
+        = openraft::impls::InlineBatch<T>
+    where
+        T: openraft::OptionalSend + 'static;
+    type AsyncRuntime = openraft_rt_tokio::TokioRuntime;
+    type ErrorSource = openraft::impls::BoxedErrorSource;
+}
 
 #[cfg(test)]
 mod tests {
