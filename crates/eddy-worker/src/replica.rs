@@ -47,14 +47,14 @@ async fn follow_leadership(
     ctx: ReplicaContext,
     runner: Arc<std::sync::Mutex<Option<ProcessorRunner>>>,
 ) {
-    let mut metrics = raft.metrics();
+    // Server metrics change with the vote, state or membership only, not
+    // with every entry applied, so this task wakes only when it may matter.
+    let mut server = raft.server_metrics();
     let mut leading = false;
     loop {
-        let (state, term) = {
-            let m = metrics.borrow_watched();
-            (m.state, m.current_term)
-        };
+        let state = server.borrow_watched().state;
         if (state == ServerState::Leader) != leading {
+            let term = raft.metrics().borrow_watched().current_term;
             leading = !leading;
             let started = leading.then(|| {
                 ProcessorRunner::start(RunnerContext {
@@ -75,7 +75,7 @@ async fn follow_leadership(
                 tracing::info!(partition, term, "partition leadership lost");
             }
         }
-        if metrics.changed().await.is_err() {
+        if server.changed().await.is_err() {
             return;
         }
     }
