@@ -25,8 +25,12 @@ const BATCHES_IN_FLIGHT: usize = 2;
 const QUEUE_DEPTH: usize = 1024;
 /// Requests in one batch.
 const MAX_BATCH_REQUESTS: usize = 256;
-/// Payload bytes in one batch; a larger single request goes alone.
-const MAX_BATCH_BYTES: usize = RAFT_MAX_MESSAGE_BYTES / 4;
+/// Payload bytes in one batch.
+const MAX_BATCH_BYTES: usize = 1 << 20;
+/// Requests larger than this go in calls of their own: the cost of a call
+/// is small next to theirs, and in a batch they would hold up the small
+/// requests (heartbeats, single events) queued behind them.
+pub const MAX_BATCHED_REQUEST_BYTES: usize = 64 * 1024;
 
 struct Queued {
     request: RaftRequest,
@@ -82,7 +86,7 @@ async fn run(addr: String, channels: PeerChannels, mut pending: mpsc::Receiver<Q
         let Ok(slot) = slots.clone().acquire_owned().await else { return };
         let mut bytes = first.request.payload.len();
         let mut batch = vec![first];
-        while batch.len() < MAX_BATCH_REQUESTS && bytes < MAX_BATCH_BYTES {
+        while batch.len() < MAX_BATCH_REQUESTS && bytes + MAX_BATCHED_REQUEST_BYTES <= MAX_BATCH_BYTES {
             match pending.try_recv() {
                 Ok(next) => {
                     bytes += next.request.payload.len();

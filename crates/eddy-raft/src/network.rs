@@ -20,7 +20,7 @@ use openraft::{OptionalSend, RaftTypeConfig};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::batcher::AppendBatcher;
+use crate::batcher::{AppendBatcher, MAX_BATCHED_REQUEST_BYTES};
 use crate::{ClusterIdentity, RaftNode};
 
 /// One peer of one group, as a transport call needs it.
@@ -65,7 +65,8 @@ impl Peer {
         ttl: Duration,
     ) -> Result<Vec<u8>, RPCError<C>> {
         let request = RaftRequest { group: self.group, payload, cluster: self.cluster() };
-        if let (Rpc::Append, Some(batcher)) = (rpc, &self.batcher) {
+        let batched = matches!(rpc, Rpc::Append) && request.payload.len() <= MAX_BATCHED_REQUEST_BYTES;
+        if let (true, Some(batcher)) = (batched, &self.batcher) {
             let reply = batcher.call(&self.addr, request, ttl).await.map_err(|reason| {
                 let msg = format!("{rpc:?} to node {} at {}: {reason}", self.target, self.addr);
                 RPCError::Unreachable(Unreachable::from_string(msg))
