@@ -162,6 +162,113 @@ impl ClusterClient {
         Err(ClientError::Unreachable { tried })
     }
 
+    /// Hands a partition's leadership to the replica on `to`.
+    pub async fn transfer_leader(&self, partition: u32, to: u64) -> Result<v1::TransferLeaderResponse, ClientError> {
+        self.controller_call(|mut c| async move {
+            c.transfer_leader(v1::TransferLeaderRequest { partition, to_node: to }).await
+        })
+        .await
+    }
+
+    /// Runs a controller call on each endpoint until one answers; any
+    /// controller forwards these to the leader.
+    async fn controller_call<T, F, Fut>(&self, call: F) -> Result<T, ClientError>
+    where
+        F: Fn(v1::controller_service_client::ControllerServiceClient<Channel>) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<T>, Status>>,
+    {
+        let mut tried = Vec::new();
+        for url in &self.endpoints {
+            let client = v1::controller_service_client::ControllerServiceClient::new(self.channel(url)?);
+            match call(client).await {
+                Ok(response) => return Ok(response.into_inner()),
+                Err(status) if is_transport_failure(&status) || leader_addr(&status).is_some() => {
+                    tried.push((url.clone(), describe(&status)));
+                }
+                Err(status) => return Err(status.into()),
+            }
+        }
+        Err(ClientError::Unreachable { tried })
+    }
+
+    /// The controller leader's load, latency and cost models, as JSON.
+    pub async fn models(&self) -> Result<serde_json::Value, ClientError> {
+        let reply = self.controller_call(|mut c| async move { c.get_models(v1::GetModelsRequest {}).await }).await?;
+        serde_json::from_str(&reply.json).map_err(|e| ClientError::Malformed(format!("models: {e}")))
+    }
+
+    /// The recorded load history, in the trace format (JSON text).
+    pub async fn trace_json(&self) -> Result<String, ClientError> {
+        let reply =
+            self.controller_call(|mut c| async move { c.export_trace(v1::ExportTraceRequest {}).await }).await?;
+        Ok(reply.json)
+    }
+
+    /// A dry run of the planner on the controller leader under the policy
+    /// given as TOML (empty: the defaults); the plan as JSON.
+    pub async fn plan(&self, policy_toml: &str) -> Result<serde_json::Value, ClientError> {
+        let policy_toml = policy_toml.to_owned();
+        let reply = self
+            .controller_call(|mut c| {
+                let policy_toml = policy_toml.clone();
+                async move { c.plan(v1::PlanRequest { policy_toml }).await }
+            })
+            .await?;
+        serde_json::from_str(&reply.json).map_err(|e| ClientError::Malformed(format!("plan: {e}")))
+    }
+
+    /// The placement mode and policy (TOML).
+    pub async fn placement(&self) -> Result<String, ClientError> {
+        let reply = self
+            .controller_call(|mut c| async move { c.get_placement(v1::PlacementRequest { toml: String::new() }).await })
+            .await?;
+        Ok(reply.toml)
+    }
+
+    /// Replaces the placement mode and policy (TOML); answers them as set.
+    pub async fn set_placement(&self, toml: &str) -> Result<String, ClientError> {
+        let toml = toml.to_owned();
+        let reply = self
+            .controller_call(|mut c| {
+                let toml = toml.clone();
+                async move { c.set_placement(v1::PlacementRequest { toml }).await }
+            })
+            .await?;
+        Ok(reply.toml)
+    }
+
+    /// Marks a worker draining (or up again with `undo`); answers its state.
+    pub async fn drain(&self, node: u64, undo: bool) -> Result<String, ClientError> {
+        let reply = self
+            .controller_call(|mut c| async move { c.drain(v1::DrainRequest { node_id: node, undo }).await })
+            .await?;
+        Ok(reply.state)
+    }
+
+    /// A partition group's committed members as the replica on the node at
+    /// `addr` knows them, and whether it leads the group.
+    pub async fn members(&self, addr: &str, partition: u32) -> Result<v1::MembersReply, ClientError> {
+        let channel = self.channel(&format!("http://{addr}"))?;
+        let mut client = v1::raft_service_client::RaftServiceClient::new(channel);
+        let request =
+            v1::RaftRequest { group: eddy_core::raft_group_of(partition), payload: Vec::new(), cluster: String::new() };
+        let call = tokio::time::timeout(self.timeout, client.members(request));
+        match call.await {
+            Ok(Ok(reply)) => Ok(reply.into_inner()),
+            Ok(Err(status)) => Err(status.into()),
+            Err(_) => Err(ClientError::Unreachable { tried: vec![(addr.to_owned(), "timed out".to_owned())] }),
+        }
+    }
+
+    /// The control loop's latest planner round (JSON), if any.
+    pub async fn last_plan(&self) -> Result<Option<serde_json::Value>, ClientError> {
+        let reply = self.controller_call(|mut c| async move { c.last_plan(v1::LastPlanRequest {}).await }).await?;
+        if reply.json.is_empty() {
+            return Ok(None);
+        }
+        serde_json::from_str(&reply.json).map(Some).map_err(|e| ClientError::Malformed(format!("last plan: {e}")))
+    }
+
     /// Asks the first endpoint's node to bootstrap the controller group.
     pub async fn bootstrap(&self) -> Result<v1::BootstrapResponse, ClientError> {
         let url = &self.endpoints[0];

@@ -50,6 +50,8 @@ pub struct NodeView {
     pub price_per_hour: f64,
     pub roles: Vec<String>,
     pub state_since_ms: u64,
+    /// Every node serves Prometheus metrics on its own address.
+    pub metrics_url: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -89,6 +91,7 @@ impl NodeView {
         let state = node_state_from_wire(node.state)
             .ok_or_else(|| format!("node {} has unknown state {}", node.id, node.state))?;
         Ok(NodeView {
+            metrics_url: eddy_core::node::metrics_url(&node.addr),
             id: node.id,
             addr: node.addr,
             zone: node.zone,

@@ -10,15 +10,17 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use eddy_core::{ClusterMap, ClusterSettings, LeaderReport, NodeId, PartitionId};
+use eddy_core::{ClusterMap, ClusterSettings, LeaderReport, NodeId, PartitionId, PlacementMode};
 use eddy_placement::{InitialPlacer, Placer, Snapshot};
 use openraft::ServerState;
 use openraft::async_runtime::WatchReceiver;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
 use crate::ControllerRaft;
 use crate::liveness::{self, LivenessConfig, Silence};
+use crate::models::ModelsRequest;
+use crate::planning::{OpRecord, Round};
 use crate::types::Command;
 
 /// What the leader knows beyond the committed map.
@@ -101,6 +103,8 @@ pub struct ControlConfig {
     pub liveness: LivenessConfig,
     pub bootstrap_settings: ClusterSettings,
     pub propose_timeout: Duration,
+    /// How often the leader runs the planner (unless the mode is `off`).
+    pub plan_interval: Duration,
 }
 
 /// Soft state of one leadership term; dropped when leadership ends.
@@ -113,6 +117,11 @@ struct LeaderTerm {
     eligible: BTreeSet<NodeId>,
     eligible_changed: Instant,
     unmet: Vec<String>,
+    last_plan: Option<Instant>,
+    /// Partitions whose planned operation was committed, until when they
+    /// are left alone.
+    in_flight: BTreeMap<PartitionId, Instant>,
+    recent: std::collections::VecDeque<crate::planning::OpRecord>,
 }
 
 impl LeaderTerm {
@@ -125,6 +134,9 @@ impl LeaderTerm {
             eligible: BTreeSet::new(),
             eligible_changed: now,
             unmet: Vec::new(),
+            last_plan: None,
+            in_flight: BTreeMap::new(),
+            recent: std::collections::VecDeque::new(),
         }
     }
 
@@ -176,6 +188,10 @@ pub struct ControlLoop {
     /// Heartbeats, stamped when the controller received them.
     pub heartbeats: mpsc::Receiver<Heard>,
     pub config: ControlConfig,
+    /// The models task, for the planner's inputs.
+    pub models: mpsc::Sender<ModelsRequest>,
+    /// The latest planner round, for `eddyctl plan --last`.
+    pub rounds: watch::Sender<Option<Arc<Round>>>,
 }
 
 impl ControlLoop {
@@ -243,8 +259,80 @@ impl ControlLoop {
             }
             term.unmet = decision.unmet;
         }
+        let placing = decision.commands.iter().any(|c| matches!(c, Command::ApplyOperations { .. }));
         for command in decision.commands {
             self.propose(command).await;
+        }
+        let due = term.last_plan.is_none_or(|at| now - at >= self.config.plan_interval);
+        if obs.workers_settled && !placing && due && map.placement.mode != PlacementMode::Off {
+            term.last_plan = Some(now);
+            self.plan_round(term, &map, now).await;
+        }
+    }
+
+    /// One round of the planner with the live models: shown in `advise`,
+    /// committed in `auto`.
+    async fn plan_round(&self, term: &mut LeaderTerm, map: &ClusterMap, now: Instant) {
+        let (answer, inputs) = oneshot::channel();
+        if self.models.try_send(ModelsRequest::PlannerInputs(answer)).is_err() {
+            return;
+        }
+        let Ok(Ok(inputs)) = tokio::time::timeout(self.config.propose_timeout, inputs).await else { return };
+        term.in_flight.retain(|_, until| *until > now);
+        let in_flight = term.in_flight.keys().copied().collect();
+        let snapshot = eddy_placement::ClusterSnapshot::from_map(map, &inputs.loads, in_flight);
+        let plan = eddy_placement::plan(&snapshot, &inputs.models, &map.placement.policy);
+        let mode = map.placement.mode;
+        let at_ms = wall_clock_ms();
+        let mut round = Round { at_ms, mode, plan, committed_epoch: None, refused: None, recent: Vec::new() };
+        if !round.plan.is_empty() {
+            tracing::info!(
+                mode = mode.as_str(),
+                operations = round.plan.operations.len(),
+                p99_ms_max_before = round.plan.before.p99_ms_max,
+                p99_ms_max_after = round.plan.after.p99_ms_max,
+                "planner round"
+            );
+        }
+        if mode == PlacementMode::Auto && !round.plan.is_empty() {
+            let operations = crate::planning::table_operations(map, &round.plan);
+            let command = Command::ApplyOperations { expected_epoch: map.table.epoch, operations };
+            match self.commit(command).await {
+                Ok(epoch) => {
+                    for op in &round.plan.operations {
+                        let until = now + crate::planning::settle_time(&op.change);
+                        term.in_flight.insert(op.change.partition(), until);
+                        let record = OpRecord { at_ms, epoch, change: op.change, reason: op.reason.clone() };
+                        term.recent.push_back(record);
+                    }
+                    while term.recent.len() > crate::planning::RECENT_OPERATIONS {
+                        term.recent.pop_front();
+                    }
+                    round.committed_epoch = Some(epoch);
+                }
+                Err(why) => round.refused = Some(why),
+            }
+        }
+        round.recent = term.recent.iter().cloned().collect();
+        self.rounds.send_replace(Some(Arc::new(round)));
+    }
+
+    /// Proposes a command and answers the table epoch after it, or why not.
+    async fn commit(&self, command: Command) -> Result<u64, String> {
+        let shown = command.to_string();
+        match tokio::time::timeout(self.config.propose_timeout, self.raft.client_write(command)).await {
+            Ok(Ok(response)) => match response.data.outcome {
+                crate::types::Outcome::Refused(why) => {
+                    tracing::info!(command = %shown, reason = %why, "planned operations refused; planning again");
+                    Err(why)
+                }
+                _ => {
+                    tracing::info!(command = %shown, epoch = response.data.epoch, "planned operations committed");
+                    Ok(response.data.epoch)
+                }
+            },
+            Ok(Err(err)) => Err(err.to_string()),
+            Err(_) => Err("timed out".to_owned()),
         }
     }
 

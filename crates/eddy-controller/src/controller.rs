@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::models::ModelsRequest;
+use crate::models::keeper::{KeeperConfig, NodeReport};
 use eddy_core::{ClusterMap, NodeId, NodeSpec, NodeState};
 use eddy_proto::channels::PeerChannels;
 use eddy_proto::v1::ClusterStatusRequest;
@@ -15,7 +17,7 @@ use eddy_storage::{RaftLogStore, Store};
 use openraft::async_runtime::WatchReceiver;
 use openraft::errors::{ClientWriteError, InitializeError, RaftError};
 use openraft::{ServerState, SnapshotPolicy};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -68,6 +70,8 @@ pub struct HeartbeatAnswer {
 
 const HEARTBEAT_QUEUE: usize = 1024;
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How many times an operator's move is checked again after the table moved.
+const MOVE_ATTEMPTS: u32 = 5;
 
 pub struct Controller {
     id: NodeId,
@@ -75,6 +79,9 @@ pub struct Controller {
     map: watch::Receiver<Arc<ClusterMap>>,
     identity: ClusterIdentity,
     heartbeats: mpsc::Sender<Heard>,
+    models: mpsc::Sender<ModelsRequest>,
+    /// The control loop's latest planner round.
+    rounds: watch::Receiver<Option<Arc<crate::planning::Round>>>,
     initial_members: BTreeMap<NodeId, RaftNode>,
     auto_bootstrap: bool,
     /// How long a leader keeps acting on its last quorum acknowledgement.
@@ -97,9 +104,20 @@ impl Controller {
             .await
             .map_err(|e| ControllerError::Stopped(e.to_string()))?;
         let (heartbeats, heard) = mpsc::channel(HEARTBEAT_QUEUE);
-        let control =
-            ControlLoop { raft: raft.clone(), map: map.clone(), heartbeats: heard, config: config.control.clone() };
-        let mut tasks = vec![tokio::spawn(control.run())];
+        let (models, model_requests) = mpsc::channel(crate::models::REPORT_QUEUE);
+        let (rounds_tx, rounds) = watch::channel(None);
+        let control = ControlLoop {
+            raft: raft.clone(),
+            map: map.clone(),
+            heartbeats: heard,
+            config: config.control.clone(),
+            models: models.clone(),
+            rounds: rounds_tx,
+        };
+        let mut tasks = vec![
+            tokio::spawn(control.run()),
+            tokio::spawn(crate::models::run(raft.clone(), model_requests, KeeperConfig::default())),
+        ];
         let lowest = config.initial_members.keys().next().copied();
         if config.auto_bootstrap && lowest == Some(config.node_id) {
             tasks.push(tokio::spawn(auto_bootstrap(raft.clone(), config.clone(), channels)));
@@ -110,6 +128,8 @@ impl Controller {
             map,
             identity,
             heartbeats,
+            models,
+            rounds,
             initial_members: config.initial_members,
             auto_bootstrap: config.auto_bootstrap,
             lease: config.election_timeout_min,
@@ -238,32 +258,63 @@ impl Controller {
         to: NodeId,
     ) -> Result<u64, ControllerError> {
         self.ensure_leader()?;
+        self.apply_checked(|map| crate::operator::move_replica(map, partition, from, to)).await
+    }
+
+    /// Asks a partition's leader to hand its leadership to the replica on
+    /// `to`: recorded in the table in the current leader's term, which the
+    /// leader reads as the request. Returns the epoch.
+    pub async fn transfer_leader(&self, partition: eddy_core::PartitionId, to: NodeId) -> Result<u64, ControllerError> {
+        self.ensure_leader()?;
+        self.apply_checked(|map| crate::operator::transfer_leader(map, partition, to)).await
+    }
+
+    /// Marks a worker draining (or, with `undo`, up again); answers its
+    /// state after the change.
+    pub async fn drain(&self, node: NodeId, undo: bool) -> Result<NodeState, ControllerError> {
+        self.ensure_leader()?;
         let map = self.map();
-        let assignment = map
-            .table
-            .get(partition)
-            .ok_or_else(|| ControllerError::InvalidArgument(format!("partition {partition} does not exist")))?;
-        if !assignment.replicas.contains(&from) {
-            return Err(ControllerError::InvalidArgument(format!(
-                "node {from} holds no replica of partition {partition}"
-            )));
+        let record = map
+            .nodes
+            .get(&node)
+            .ok_or_else(|| ControllerError::InvalidArgument(format!("node {node} is not registered")))?;
+        let from = record.state;
+        let to = match (undo, from) {
+            (false, NodeState::Draining) | (true, NodeState::Up) => return Ok(from),
+            (false, _) => NodeState::Draining,
+            (true, NodeState::Draining) => NodeState::Up,
+            (true, other) => {
+                return Err(ControllerError::InvalidArgument(format!(
+                    "node {node} is {other}, not draining: nothing to undo"
+                )));
+            }
+        };
+        if !from.can_become(to) {
+            return Err(ControllerError::InvalidArgument(format!("node {node} is {from} and cannot become {to}")));
         }
-        if assignment.replicas.contains(&to) {
-            return Err(ControllerError::InvalidArgument(format!(
-                "node {to} already holds a replica of partition {partition}"
-            )));
+        self.write(Command::SetNodeState { node, from, to, at_ms: crate::control::wall_clock_ms() }).await?;
+        Ok(self.map().nodes.get(&node).map_or(to, |n| n.state))
+    }
+
+    /// Commits the operations `check` makes of the current table. The
+    /// operator asked for a change, not for a change at one epoch: when a
+    /// leader report moves the table between the check and the commit, the
+    /// change is checked again against the new table and retried.
+    async fn apply_checked(
+        &self,
+        check: impl Fn(&ClusterMap) -> Result<Vec<eddy_core::Operation>, ControllerError>,
+    ) -> Result<u64, ControllerError> {
+        let mut attempts = 0;
+        loop {
+            let map = self.map();
+            let (epoch, operations) = (map.table.epoch, check(&map)?);
+            match self.write(Command::ApplyOperations { expected_epoch: epoch, operations }).await {
+                Err(ControllerError::Refused(_)) if attempts < MOVE_ATTEMPTS && self.map().table.epoch != epoch => {
+                    attempts += 1;
+                }
+                written => return written.map(|response| response.epoch),
+            }
         }
-        if !map.nodes.get(&to).is_some_and(eddy_core::NodeRecord::accepts_replicas) {
-            return Err(ControllerError::InvalidArgument(format!("node {to} is not an up worker")));
-        }
-        let reason = "moved by the operator".to_owned();
-        // Removed first: the batch never holds more replicas than the factor.
-        let operations = vec![
-            eddy_core::Operation::RemoveReplica { partition, node: from, reason: reason.clone() },
-            eddy_core::Operation::AddReplica { partition, node: to, reason },
-        ];
-        let response = self.write(Command::ApplyOperations { expected_epoch: map.table.epoch, operations }).await?;
-        Ok(response.epoch)
     }
 
     /// Refuses a node that belongs to another cluster.
@@ -312,6 +363,73 @@ impl Controller {
             let _ = self.heartbeats.try_send(Heard { node, at: Instant::now(), leading });
         }
         Ok(HeartbeatAnswer { state, epoch: map.table.epoch })
+    }
+
+    /// Takes a worker's telemetry report (leader only); refused with a
+    /// retry hint when the models task is behind.
+    pub fn report_telemetry(&self, report: NodeReport) -> Result<(), ControllerError> {
+        self.ensure_leader()?;
+        self.models
+            .try_send(ModelsRequest::Report(report))
+            .map_err(|_| ControllerError::Busy { queued: crate::models::REPORT_QUEUE, retry_after_ms: 1000 })
+    }
+
+    /// The leader's models, as `eddyctl models` shows them.
+    pub async fn models(&self) -> Result<serde_json::Value, ControllerError> {
+        self.ensure_leader()?;
+        let (answer, models) = oneshot::channel();
+        self.ask_models(ModelsRequest::Describe(answer)).await?;
+        models.await.map_err(|_| ControllerError::Stopped("the models task ended".into()))
+    }
+
+    /// The recorded load history, in the trace format the simulator replays.
+    pub async fn trace(&self) -> Result<eddy_model::trace::Trace, ControllerError> {
+        self.ensure_leader()?;
+        let (answer, trace) = oneshot::channel();
+        self.ask_models(ModelsRequest::Trace(answer)).await?;
+        trace.await.map_err(|_| ControllerError::Stopped("the models task ended".into()))
+    }
+
+    /// What the planner would do now under `policy` (the cluster's own
+    /// when `None`), with the live models: a dry run that changes nothing.
+    pub async fn plan(&self, policy: Option<&eddy_placement::Policy>) -> Result<eddy_placement::Plan, ControllerError> {
+        if let Some(policy) = policy {
+            policy.validate().map_err(|e| ControllerError::InvalidArgument(format!("policy: {e}")))?;
+        }
+        self.ensure_leader()?;
+        let (answer, inputs) = oneshot::channel();
+        self.ask_models(ModelsRequest::PlannerInputs(answer)).await?;
+        let inputs = inputs.await.map_err(|_| ControllerError::Stopped("the models task ended".into()))?;
+        let map = self.map();
+        let snapshot = eddy_placement::ClusterSnapshot::from_map(&map, &inputs.loads, Default::default());
+        Ok(eddy_placement::plan(&snapshot, &inputs.models, policy.unwrap_or(&map.placement.policy)))
+    }
+
+    /// The control loop's latest planner round on this leader.
+    pub fn last_round(&self) -> Result<Option<Arc<crate::planning::Round>>, ControllerError> {
+        self.ensure_leader()?;
+        Ok(self.rounds.borrow().clone())
+    }
+
+    /// The placement mode and policy, as committed.
+    pub fn placement(&self) -> Result<eddy_core::PlacementSettings, ControllerError> {
+        self.ensure_leader()?;
+        Ok(self.map().placement.clone())
+    }
+
+    /// Replaces the placement mode and policy; the next round uses them.
+    pub async fn set_placement(
+        &self,
+        placement: eddy_core::PlacementSettings,
+    ) -> Result<eddy_core::PlacementSettings, ControllerError> {
+        placement.policy.validate().map_err(|e| ControllerError::InvalidArgument(format!("policy: {e}")))?;
+        self.ensure_leader()?;
+        self.write(Command::SetPlacement { placement }).await?;
+        Ok(self.map().placement.clone())
+    }
+
+    async fn ask_models(&self, request: ModelsRequest) -> Result<(), ControllerError> {
+        self.models.send(request).await.map_err(|_| ControllerError::Stopped("the models task ended".into()))
     }
 
     /// Creates the controller group from this node's initial members.

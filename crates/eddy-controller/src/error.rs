@@ -24,6 +24,8 @@ pub enum ControllerError {
         "timed out waiting for the controller to commit; a majority of controller voters may be down or unreachable (check `eddyctl status`)"
     )]
     Timeout,
+    #[error("the controller's telemetry queue is full ({queued} reports); retry after {retry_after_ms} ms")]
+    Busy { queued: usize, retry_after_ms: u64 },
     #[error("the controller has stopped: {0}; restart this eddyd and see its log")]
     Stopped(String),
     #[error(transparent)]

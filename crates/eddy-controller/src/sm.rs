@@ -153,6 +153,7 @@ impl RaftStateMachine<C> for ControllerStateMachine {
         S: Stream<Item = Result<EntryResponder<C>, io::Error>> + Unpin + OptionalSend,
     {
         let before = (self.map.table.epoch, self.map.nodes_version, self.map.cluster_id.is_some());
+        let placement_before = self.map.placement.clone();
         let mut answers = Vec::new();
         while let Some((entry, responder)) = entries.try_next().await? {
             let response = match &entry.payload {
@@ -172,7 +173,9 @@ impl RaftStateMachine<C> for ControllerStateMachine {
                 answers.push((responder, response));
             }
         }
-        if before != (self.map.table.epoch, self.map.nodes_version, self.map.cluster_id.is_some()) {
+        if before != (self.map.table.epoch, self.map.nodes_version, self.map.cluster_id.is_some())
+            || placement_before != self.map.placement
+        {
             self.publish_map();
         }
         for (responder, response) in answers {

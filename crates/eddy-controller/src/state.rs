@@ -29,6 +29,14 @@ pub fn apply(map: &mut ClusterMap, command: &Command) -> CommandResponse {
                 }
             }
         }
+        Command::SetPlacement { placement } => match placement.policy.validate() {
+            Err(err) => Outcome::Refused(format!("bad policy: {err}")),
+            Ok(()) if map.placement == *placement => Outcome::Unchanged,
+            Ok(()) => {
+                map.placement = placement.clone();
+                Outcome::Applied
+            }
+        },
         Command::ObserveLeaders { reports } => {
             if map.observe_leaders(reports) {
                 Outcome::Applied
@@ -185,6 +193,21 @@ mod tests {
         let back = apply(&mut map, &Command::RegisterNode { spec: spec(1), at_ms: 3 });
         assert!(matches!(back.outcome, Outcome::Refused(_)));
         assert_eq!(map.nodes[&1].state, NodeState::Removed);
+    }
+
+    #[test]
+    fn placement_settings_are_checked_and_replaced_whole() {
+        let mut map = initialized();
+        let policy = eddy_core::Policy { slo_p99_ms: 25.0, ..Default::default() };
+        let placement = eddy_core::PlacementSettings { mode: eddy_core::PlacementMode::Auto, policy };
+        let set = Command::SetPlacement { placement: placement.clone() };
+        assert_eq!(apply(&mut map, &set).outcome, Outcome::Applied);
+        assert_eq!(apply(&mut map, &set).outcome, Outcome::Unchanged);
+        let mut bad = placement.clone();
+        bad.policy.utilisation_ceiling = 0.0;
+        let refused = apply(&mut map, &Command::SetPlacement { placement: bad }).outcome;
+        assert!(matches!(refused, Outcome::Refused(ref why) if why.contains("utilisation_ceiling")), "{refused:?}");
+        assert_eq!(map.placement, placement);
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use eddy_core::{ClusterSettings, LeaderReport, NodeId, NodeSpec, NodeState, Operation};
+use eddy_core::{ClusterSettings, LeaderReport, NodeId, NodeSpec, NodeState, Operation, PlacementSettings};
 pub use eddy_raft::RaftNode;
 use serde::{Deserialize, Serialize};
 
@@ -24,6 +24,8 @@ pub enum Command {
     ApplyOperations { expected_epoch: u64, operations: Vec<Operation> },
     /// Records the leaders partition groups elected.
     ObserveLeaders { reports: Vec<LeaderReport> },
+    /// Sets the placement mode and policy (refused if the policy is invalid).
+    SetPlacement { placement: PlacementSettings },
 }
 
 impl fmt::Display for Command {
@@ -40,6 +42,9 @@ impl fmt::Display for Command {
                 write!(f, "apply {} operations at epoch {expected_epoch}", operations.len())
             }
             Command::ObserveLeaders { reports } => write!(f, "record {} partition leaders", reports.len()),
+            Command::SetPlacement { placement } => {
+                write!(f, "placement mode {}, policy {}", placement.mode.as_str(), placement.policy.name.as_str())
+            }
         }
     }
 }

@@ -75,6 +75,8 @@ pub struct ClusterMap {
     /// Increases with every change of `nodes`.
     pub nodes_version: u64,
     pub table: PartitionTable,
+    /// What the planner aims for and whether plans are carried out.
+    pub placement: crate::PlacementSettings,
 }
 
 impl ClusterMap {
@@ -195,6 +197,7 @@ mod tests {
             nodes: (1..=3).map(|id| (id, worker(id))).collect(),
             nodes_version: 3,
             table: PartitionTable::unassigned(2),
+            placement: Default::default(),
         }
     }
 

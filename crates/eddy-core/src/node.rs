@@ -160,6 +160,14 @@ impl NodeRecord {
     }
 }
 
+/// The path every node serves its Prometheus metrics at, on its own address.
+pub const METRICS_PATH: &str = "/metrics";
+
+/// Where the node at `addr` (host:port) serves its metrics.
+pub fn metrics_url(addr: &str) -> String {
+    format!("http://{addr}{METRICS_PATH}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -156,6 +156,8 @@ pub struct ControllerSection {
     pub placement_settle_ms: u64,
     /// Interval of the leader's control loop (liveness and placement).
     pub control_interval_ms: u64,
+    /// How often the leader runs the planner (mode `advise` or `auto`).
+    pub plan_interval_ms: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -202,6 +204,7 @@ impl Default for ControllerSection {
             snapshot_every_entries: 1000,
             placement_settle_ms: 1000,
             control_interval_ms: 250,
+            plan_interval_ms: 5000,
         }
     }
 }
@@ -501,6 +504,7 @@ impl NodeConfig {
         }
         positive("controller.raft_heartbeat_interval_ms", c.raft_heartbeat_interval_ms)?;
         positive("controller.control_interval_ms", c.control_interval_ms)?;
+        positive("controller.plan_interval_ms", c.plan_interval_ms)?;
         positive("controller.snapshot_every_entries", c.snapshot_every_entries)?;
         if c.election_timeout_min_ms <= c.raft_heartbeat_interval_ms {
             return Err(ConfigError::new(

@@ -4,8 +4,10 @@
 mod agent;
 pub mod config;
 mod meta;
+pub mod metrics;
 mod node;
 mod services;
 mod status;
+mod telemetry;
 
 pub use node::{NodeError, RunningNode};

@@ -29,6 +29,9 @@ use crate::meta::Meta;
 use crate::services::{ClusterApi, ControllerApi, EventApi, FAULT_INJECTION_ENV, FaultApi, RaftApi};
 
 const SERVER_DRAIN: Duration = Duration::from_secs(3);
+/// How often a worker reports to the controller leader; the models are
+/// tuned for one sample a second.
+const TELEMETRY_INTERVAL: Duration = Duration::from_secs(1);
 
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
@@ -49,6 +52,7 @@ pub struct RunningNode {
     stop_server: Option<oneshot::Sender<()>>,
     server: JoinHandle<Result<(), tonic::transport::Error>>,
     agent: JoinHandle<()>,
+    telemetry: Option<JoinHandle<()>>,
     store: Store,
 }
 
@@ -97,6 +101,8 @@ impl RunningNode {
                 partitions_dir: data_dir.join("partitions"),
                 processors: config.processors_config(),
                 extra_processors: extra,
+                cpu: Arc::new(eddy_worker::cpu::CpuPool::new(config.node.capacity_cores)),
+                meters: Arc::default(),
             };
             Some(eddy_worker::Worker::start(ctx, meta.partition_maps()))
         } else {
@@ -126,17 +132,29 @@ impl RunningNode {
             channels: channels.clone(),
         });
         let (stop_server, stopped) = oneshot::channel::<()>();
+        crate::metrics::install(&config);
+        let mut services = tonic::service::Routes::builder();
+        services.add_service(raft).add_service(cluster).add_service(control).add_service(events).add_service(faults);
+        let routes = tonic::service::Routes::from(services.routes().into_axum_router().merge(crate::metrics::router()));
         let server = tokio::spawn(
             tonic::transport::Server::builder()
-                .add_service(raft)
-                .add_service(cluster)
-                .add_service(control)
-                .add_service(events)
-                .add_service(faults)
+                // Prometheus scrapes /metrics over HTTP/1.1.
+                .accept_http1(true)
+                .add_routes(routes)
                 .serve_with_incoming_shutdown(accepted_without_nagle(listener), async {
                     let _ = stopped.await;
                 }),
         );
+        let telemetry = worker.clone().map(|worker| {
+            let telemetry = crate::telemetry::Telemetry {
+                spec: config.spec(),
+                worker,
+                controllers: controllers.clone(),
+                channels: channels.clone(),
+                interval: TELEMETRY_INTERVAL,
+            };
+            tokio::spawn(telemetry.run())
+        });
         let agent = Agent {
             spec: config.spec(),
             worker: worker.clone(),
@@ -147,7 +165,7 @@ impl RunningNode {
         };
         let agent = tokio::spawn(agent.run());
         tracing::info!(node = id, %addr, roles = ?config.node.roles, zone = %config.node.zone, "node started");
-        Ok(RunningNode { addr, controller, worker, stop_server: Some(stop_server), server, agent, store })
+        Ok(RunningNode { addr, controller, worker, stop_server: Some(stop_server), server, agent, telemetry, store })
     }
 
     /// The address the gRPC server is bound to.
@@ -171,6 +189,9 @@ impl RunningNode {
     /// Stops the agent, the controller and the server, and flushes storage.
     pub async fn shutdown(mut self) {
         self.agent.abort();
+        if let Some(telemetry) = &self.telemetry {
+            telemetry.abort();
+        }
         if let Some(worker) = &self.worker {
             worker.shutdown().await;
         }
@@ -219,6 +240,7 @@ fn controller_config(config: &NodeConfig) -> ControllerConfig {
             },
             bootstrap_settings: config.settings(),
             propose_timeout: Duration::from_secs(5),
+            plan_interval: ms(c.plan_interval_ms),
         },
     }
 }

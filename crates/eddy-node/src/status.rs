@@ -19,6 +19,11 @@ pub fn controller_status(err: &ControllerError) -> Status {
             retry_later(Status::unavailable(message))
         }
         ControllerError::Stopped(_) => Status::unavailable(message),
+        ControllerError::Busy { retry_after_ms, .. } => {
+            let mut status = Status::resource_exhausted(message);
+            status.metadata_mut().insert(meta::RETRY_AFTER_MS, MetadataValue::from(*retry_after_ms));
+            status
+        }
         ControllerError::AlreadyBootstrapped { .. } => Status::already_exists(message),
         ControllerError::WrongCluster { .. } | ControllerError::Refused(_) => Status::failed_precondition(message),
         ControllerError::InvalidArgument(_) => Status::invalid_argument(message),

@@ -133,6 +133,9 @@ pub fn map_from_wire(map: &v1::PartitionMap) -> Result<ClusterMap, String> {
         nodes,
         nodes_version: map.nodes_version,
         table: eddy_core::PartitionTable { epoch: map.epoch, partitions },
+        // Workers and clients do not need the placement settings; the
+        // controller's own map holds them.
+        placement: Default::default(),
     })
 }
 
@@ -157,6 +160,7 @@ mod tests {
             nodes: Default::default(),
             nodes_version: 1,
             table: eddy_core::PartitionTable::unassigned(2),
+            placement: Default::default(),
         };
         let spec = NodeSpec {
             id: 1,

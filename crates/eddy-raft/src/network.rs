@@ -14,7 +14,10 @@ use eddy_proto::v1::{RaftReply, RaftRequest};
 use openraft::errors::{NetworkError, RPCError, ReplicationClosed, StreamingError, Unreachable};
 use openraft::network::v2::RaftNetworkV2;
 use openraft::network::{RPCOption, RaftNetworkFactory};
-use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest, TransferLeaderResponse,
+    VoteRequest, VoteResponse,
+};
 use openraft::type_config::alias::{SnapshotOf, VoteOf};
 use openraft::{OptionalSend, RaftTypeConfig};
 use serde::Serialize;
@@ -40,6 +43,7 @@ pub enum Rpc {
     Append,
     Vote,
     PreVote,
+    TransferLeader,
     Snapshot,
 }
 
@@ -79,6 +83,7 @@ impl Peer {
                 Rpc::Append => client.append_entries(request).await,
                 Rpc::Vote => client.vote(request).await,
                 Rpc::PreVote => client.pre_vote(request).await,
+                Rpc::TransferLeader => client.transfer_leader(request).await,
                 Rpc::Snapshot => client.install_snapshot(request).await,
             }
         };
@@ -218,6 +223,15 @@ where
 
     async fn pre_vote(&mut self, rpc: VoteRequest<C>, option: RPCOption) -> Result<VoteResponse<C>, RPCError<C>> {
         let reply = self.peer.call::<C>(Rpc::PreVote, encode::<C, _>(&rpc)?, option.hard_ttl()).await?;
+        decode::<C, _>(&reply)
+    }
+
+    async fn transfer_leader(
+        &mut self,
+        rpc: TransferLeaderRequest<C>,
+        option: RPCOption,
+    ) -> Result<TransferLeaderResponse<C>, RPCError<C>> {
+        let reply = self.peer.call::<C>(Rpc::TransferLeader, encode::<C, _>(&rpc)?, option.hard_ttl()).await?;
         decode::<C, _>(&reply)
     }
 

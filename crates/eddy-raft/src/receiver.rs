@@ -2,7 +2,7 @@
 //! the group's Raft, encode the answer.
 
 use eddy_proto::v1::RaftReply;
-use openraft::raft::{AppendEntriesRequest, VoteRequest};
+use openraft::raft::{AppendEntriesRequest, TransferLeaderRequest, VoteRequest};
 use openraft::storage::RaftStateMachine;
 use openraft::type_config::alias::{SnapshotMetaOf, SnapshotOf, VoteOf};
 use openraft::{Raft, RaftTypeConfig};
@@ -43,6 +43,13 @@ impl<C: RaftTypeConfig, SM: RaftStateMachine<C>> RaftReceiver<'_, C, SM> {
         match postcard::from_bytes::<VoteRequest<C>>(payload) {
             Ok(rpc) => reply(self.raft.vote(rpc).await),
             Err(err) => refused(format!("undecodable vote request: {err}")),
+        }
+    }
+
+    pub async fn transfer_leader(&self, payload: &[u8]) -> RaftReply {
+        match postcard::from_bytes::<TransferLeaderRequest<C>>(payload) {
+            Ok(rpc) => reply(self.raft.handle_transfer_leader(rpc).await),
+            Err(err) => refused(format!("undecodable transfer-leader request: {err}")),
         }
     }
 

@@ -129,6 +129,7 @@ fn run(db: &Database, dir: PathBuf, mut pending: mpsc::Receiver<FlushCallback>, 
         stats
             .sync_micros
             .fetch_add(u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX), Ordering::Relaxed);
+        crate::metrics::group_commit(batch.len(), started.elapsed(), result.is_err());
         if let Err(err) = &result {
             tracing::error!(error = %err, "fsync of the storage journal failed; the node must restart");
         }

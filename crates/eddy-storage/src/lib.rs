@@ -11,6 +11,7 @@ pub mod eventlog;
 pub mod flusher;
 mod log_cache;
 mod log_store;
+pub mod metrics;
 mod store;
 
 pub use log_store::RaftLogStore;

@@ -32,6 +32,8 @@ pub struct ClusterSpec {
     pub snapshot_every_entries: u64,
     /// TOML appended to every manifest (extra sections).
     pub extra_manifest: String,
+    /// Every node's `node.capacity_cores`.
+    pub capacity_cores: f64,
 }
 
 impl Default for ClusterSpec {
@@ -46,6 +48,7 @@ impl Default for ClusterSpec {
             auto_bootstrap: true,
             snapshot_every_entries: 1000,
             extra_manifest: String::new(),
+            capacity_cores: 2.0,
         }
     }
 }
@@ -99,11 +102,12 @@ impl TestCluster {
         let roles = roles.iter().map(|r| format!("\"{r}\"")).collect::<Vec<_>>().join(", ");
         let manifest = format!(
             "[node]\nid = {id}\nlisten_addr = \"{addr}\"\ndata_dir = \"{data}\"\nzone = \"{zone}\"\n\
-             capacity_cores = 2.0\nprice_per_hour = {price}\nroles = [{roles}]\n\n\
+             capacity_cores = {cores:?}\nprice_per_hour = {price}\nroles = [{roles}]\n\n\
              [controller]\ninitial_members = [{members}]\nauto_bootstrap = {auto}\nsnapshot_every_entries = {snap}\n\n\
              [cluster]\npartition_count = {parts}\nreplication_factor = {rf}\n\n\
              [liveness]\nheartbeat_interval_ms = {hb}\nsuspect_after_ms = {suspect}\ndown_after_ms = {down}\n",
             data = node_dir.join("data").display(),
+            cores = s.capacity_cores,
             auto = s.auto_bootstrap,
             snap = s.snapshot_every_entries,
             parts = s.partitions,
@@ -186,6 +190,15 @@ impl TestCluster {
     /// Runs `eddyctl` with `args` against node `id`.
     pub fn eddyctl(&self, id: u64, args: &[&str]) -> anyhow::Result<std::process::Output> {
         self.bins.eddyctl(&[self.endpoint(id)?], args)
+    }
+
+    /// The load history, as `eddyctl trace export` (asked of node `id`) writes it.
+    pub fn export_trace(&self, id: u64) -> anyhow::Result<eddy_model::trace::Trace> {
+        let file = tempfile::NamedTempFile::new()?;
+        let path = file.path().to_string_lossy().into_owned();
+        let out = self.eddyctl(id, &["trace", "export", "--out", &path])?;
+        anyhow::ensure!(out.status.success(), "trace export: {}", String::from_utf8_lossy(&out.stderr));
+        Ok(eddy_model::trace::Trace::from_json(&std::fs::read_to_string(&path)?)?)
     }
 
     pub fn endpoints(&self) -> Vec<String> {

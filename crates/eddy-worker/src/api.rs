@@ -1,6 +1,8 @@
 //! What clients ask of a worker: submit events, read them back.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Instant;
 
 use eddy_core::{Event, PartitionId, StoredEvent, partition_for_key};
 use tokio::sync::oneshot;
@@ -9,6 +11,7 @@ use crate::WorkerError;
 use crate::config::Limits;
 use crate::processors::runner::events_of;
 use crate::proposer::Pending;
+use crate::telemetry::PartitionMeter;
 use crate::types::{AppendOutcome, AppendRequest, BatchAck, ProducerStamp};
 use crate::worker::Worker;
 
@@ -22,18 +25,41 @@ pub struct SubmitAck {
     pub uid_salt: u32,
 }
 
+/// Where a queued batch's outcome arrives.
+type AnswerReceiver = oneshot::Receiver<Result<AppendOutcome, WorkerError>>;
+
 /// A batch waiting for its entry to commit.
 pub struct QueuedSubmit {
     partition: PartitionId,
+    queued_at: Instant,
+    events: usize,
+    bytes: usize,
+    meter: Arc<PartitionMeter>,
     producer: Option<ProducerStamp>,
-    answer: oneshot::Receiver<Result<AppendOutcome, WorkerError>>,
+    answer: AnswerReceiver,
     uid_salt: u32,
 }
 
 impl QueuedSubmit {
     /// Waits for the commit; answers where the batch is stored.
     pub async fn finish(self) -> Result<SubmitAck, WorkerError> {
-        let QueuedSubmit { partition, producer, answer, uid_salt } = self;
+        let QueuedSubmit { partition, queued_at, events, bytes, meter, producer, answer, uid_salt } = self;
+        let result = Self::outcome(partition, producer, answer, uid_salt).await;
+        let label = result.as_ref().map(|ack| ack.duplicate);
+        let took = queued_at.elapsed();
+        crate::metrics::submitted(partition, events, took, &label);
+        if matches!(label, Ok(false)) {
+            meter.stored(events, bytes, took);
+        }
+        result
+    }
+
+    async fn outcome(
+        partition: PartitionId,
+        producer: Option<ProducerStamp>,
+        answer: AnswerReceiver,
+        uid_salt: u32,
+    ) -> Result<SubmitAck, WorkerError> {
         let outcome = answer.await.map_err(|_| WorkerError::NoLeader { partition })??;
         match outcome {
             AppendOutcome::Stored(ack) => Ok(SubmitAck { partition, ack, duplicate: false, uid_salt }),
@@ -160,13 +186,34 @@ impl Worker {
         producer: Option<ProducerStamp>,
         now_ms: u64,
     ) -> Result<QueuedSubmit, WorkerError> {
+        let queued_at = Instant::now();
+        let queued = self.queue_submit(partition, events, producer, now_ms);
+        if let Err(err) = &queued {
+            let partition = partition.map_or_else(|| "unknown".to_owned(), |p| p.to_string());
+            let outcome = crate::metrics::outcome_label(&Err(err));
+            metrics::counter!(crate::metrics::SUBMITS_TOTAL, "partition" => partition, "outcome" => outcome)
+                .increment(1);
+        }
+        let (partition, events, bytes, answer) = queued?;
+        let meter = self.meters().meter(partition);
+        Ok(QueuedSubmit { partition, queued_at, events, bytes, meter, producer, answer, uid_salt: self.uid_salt() })
+    }
+
+    fn queue_submit(
+        &self,
+        partition: Option<PartitionId>,
+        events: Vec<Event>,
+        producer: Option<ProducerStamp>,
+        now_ms: u64,
+    ) -> Result<(PartitionId, usize, usize, AnswerReceiver), WorkerError> {
         let bytes = check_limits(&events, &self.limits())?;
         let partition = self.resolve_partition(partition, &events, producer)?;
         let replica = self.leader_replica(partition)?;
         let (reply, answer) = oneshot::channel();
+        let count = events.len();
         let request = AppendRequest { producer, proposed_ms: now_ms, events };
         replica.proposer().submit(Pending { request, bytes, reply })?;
-        Ok(QueuedSubmit { partition, producer, answer, uid_salt: self.uid_salt() })
+        Ok((partition, count, bytes, answer))
     }
 
     /// Events of a partition this node leads, from `from` (inclusive) to

@@ -5,9 +5,11 @@
 
 pub mod api;
 pub mod config;
+pub mod cpu;
 pub mod dir;
 mod error;
 pub mod membership;
+pub mod metrics;
 pub mod processors;
 pub mod producers;
 pub mod proposer;
@@ -15,6 +17,7 @@ pub mod replica;
 pub mod sm;
 pub mod snapshot;
 pub mod state;
+pub mod telemetry;
 pub mod types;
 pub mod worker;
 

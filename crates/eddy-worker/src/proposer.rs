@@ -55,6 +55,11 @@ impl Proposer {
         Proposer { partition, queue, depth: config.queue_depth }
     }
 
+    /// Submits waiting for this proposer.
+    pub fn queued(&self) -> usize {
+        self.queue.max_capacity() - self.queue.capacity()
+    }
+
     /// Queues a submit; refuses it when the queue is full.
     pub fn submit(&self, pending: Pending) -> Result<(), WorkerError> {
         self.queue.try_send(pending).map_err(|_| WorkerError::Overloaded {

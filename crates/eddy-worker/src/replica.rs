@@ -63,6 +63,8 @@ async fn follow_leadership(
                     view: view.clone(),
                     config: ctx.processors.clone(),
                     extra: ctx.extra_processors.clone(),
+                    cpu: ctx.cpu.clone(),
+                    meter: ctx.meters.meter(partition),
                     uid_salt: ctx.identity.get().map_or(0, |id| eddy_core::EventUid::salt(id)),
                 })
             });
@@ -108,6 +110,10 @@ pub struct ReplicaContext {
     pub processors: ProcessorsConfig,
     /// Processors added by whoever embeds the worker.
     pub extra_processors: Vec<Arc<dyn ProcessorFactory>>,
+    /// Where processor work runs: as many cores as the node is given.
+    pub cpu: Arc<crate::cpu::CpuPool>,
+    /// Telemetry of the partitions this node leads.
+    pub meters: Arc<crate::telemetry::Meters>,
 }
 
 impl Replica {

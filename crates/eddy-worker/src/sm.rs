@@ -238,6 +238,7 @@ impl RaftStateMachine<C> for PartitionStateMachine {
                     PartitionResponse::default()
                 }
                 EntryPayload::Normal(PartitionCommand::Append(requests)) => {
+                    crate::metrics::applied(self.partition, requests.iter().map(|r| r.events.len()).sum());
                     let (record, response) = self.state.apply_append(log_id, requests);
                     if let Some((header, record)) = record {
                         self.append(&header, &record)?;

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 /// Raft group id of a partition on the shared transport and storage (the
 /// controller is group 0).
 pub fn group_of(partition: PartitionId) -> u64 {
-    u64::from(partition) + 1
+    eddy_core::raft_group_of(partition)
 }
 
 /// The partition a group id names, if it names one.

@@ -25,7 +25,8 @@ fn replica_initialized(replica: &Replica) -> bool {
 pub struct Worker {
     ctx: ReplicaContext,
     replicas: RwLock<BTreeMap<PartitionId, Arc<Replica>>>,
-    /// Partitions whose membership change this node is carrying out.
+    /// Partitions whose membership change or leader transfer this node is
+    /// carrying out.
     converging: Arc<std::sync::Mutex<std::collections::BTreeSet<PartitionId>>>,
     map: watch::Receiver<Arc<ClusterMap>>,
     /// Spreads keyless submits over the partitions this node leads.
@@ -87,6 +88,14 @@ impl Worker {
         self.ctx.node_id
     }
 
+    pub fn meters(&self) -> &crate::telemetry::Meters {
+        &self.ctx.meters
+    }
+
+    pub fn cpu_pool(&self) -> &crate::cpu::CpuPool {
+        &self.ctx.cpu
+    }
+
     pub fn map(&self) -> Arc<ClusterMap> {
         self.map.borrow().clone()
     }
@@ -97,6 +106,21 @@ impl Worker {
 
     fn replicas(&self) -> Vec<Arc<Replica>> {
         self.replicas.read().map(|r| r.values().cloned().collect()).unwrap_or_default()
+    }
+
+    /// Every local replica with what its meter counted since the last call.
+    pub fn telemetry(&self) -> Vec<crate::telemetry::ReplicaTelemetry> {
+        let mut readings = self.ctx.meters.drain();
+        self.replicas()
+            .iter()
+            .map(|r| crate::telemetry::ReplicaTelemetry {
+                partition: r.partition,
+                leader: matches!(r.leadership(), Leadership::Here { .. }),
+                reading: readings.remove(&r.partition),
+                queue_depth: r.proposer().queued(),
+                log_bytes: r.view.borrow().log.size_bytes(),
+            })
+            .collect()
     }
 
     /// Partitions whose group this node leads, with the term.
@@ -224,31 +248,61 @@ impl Worker {
         assignment: &eddy_core::PartitionAssignment,
         replica: &Arc<Replica>,
     ) {
-        if !matches!(replica.leadership(), Leadership::Here { .. }) {
-            return;
-        }
+        let Leadership::Here { term } = replica.leadership() else { return };
         let wanted: BTreeMap<NodeId, RaftNode> = assignment
             .replicas
             .iter()
             .filter_map(|id| map.nodes.get(id).map(|n| (*id, RaftNode { addr: n.spec.addr.clone() })))
             .collect();
-        if wanted.len() != assignment.replicas.len()
-            || crate::membership::voters(replica) == wanted.keys().copied().collect()
-        {
+        if wanted.len() != assignment.replicas.len() {
             return;
         }
-        let Ok(mut busy) = self.converging.lock() else { return };
-        if !busy.insert(assignment.id) {
+        if crate::membership::voters(replica) == wanted.keys().copied().collect() {
+            self.transfer_if_asked(assignment, replica, term);
             return;
         }
-        let (replica, converging, partition) = (replica.clone(), self.converging.clone(), assignment.id);
-        tokio::spawn(async move {
+        let (replica, partition) = (replica.clone(), assignment.id);
+        self.one_at_a_time(partition, async move {
             if let Err(err) = crate::membership::converge(&replica, wanted).await {
                 tracing::warn!(partition, error = %err, "partition membership change did not complete; it will be tried again");
             }
+        });
+    }
+
+    /// Runs `change` for `partition` unless one runs for it already: one
+    /// membership change or leader transfer at a time per group.
+    fn one_at_a_time(&self, partition: PartitionId, change: impl Future<Output = ()> + Send + 'static) {
+        let Ok(mut busy) = self.converging.lock() else { return };
+        if !busy.insert(partition) {
+            return;
+        }
+        let converging = self.converging.clone();
+        tokio::spawn(async move {
+            change.await;
             if let Ok(mut busy) = converging.lock() {
                 busy.remove(&partition);
             }
+        });
+    }
+
+    /// Hands the leadership of a group this node leads to the replica the
+    /// table names, when the controller changed the table's leader during
+    /// this node's term: that is a planned transfer, not a table that has
+    /// not yet heard of this node's election.
+    fn transfer_if_asked(&self, assignment: &eddy_core::PartitionAssignment, replica: &Arc<Replica>, term: u64) {
+        let me = self.ctx.node_id;
+        let Some(to) = assignment.leader.filter(|to| *to != me && assignment.leader_term == term) else { return };
+        if !crate::membership::voters(replica).contains(&to) {
+            return;
+        }
+        let (replica, partition) = (replica.clone(), assignment.id);
+        self.one_at_a_time(partition, async move {
+            tracing::info!(partition, to, "transferring partition leadership as the controller asked");
+            if let Err(err) = replica.raft.trigger().transfer_leader(to).await {
+                tracing::warn!(partition, to, error = %err, "partition leadership transfer failed");
+            }
+            // Give the election time before asking again.
+            tokio::time::sleep(std::time::Duration::from_secs(2)).await;
         });
     }
 
@@ -303,9 +357,7 @@ impl Worker {
 
     /// Deletes event log segments past the retention limits, on every replica.
     fn apply_retention(&self) {
-        let now_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let now_ms = wall_clock_ms();
         for replica in self.replicas() {
             let log = replica.view.borrow().log.clone();
             match log.apply_retention(now_ms) {
@@ -329,4 +381,11 @@ impl Worker {
             replica.shutdown().await;
         }
     }
+}
+
+/// The wall clock in milliseconds since the Unix epoch.
+pub(crate) fn wall_clock_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }

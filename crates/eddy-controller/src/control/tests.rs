@@ -25,6 +25,7 @@ fn map_with(nodes: &[(NodeId, NodeState)]) -> ClusterMap {
             .collect(),
         nodes_version: 1,
         table: PartitionTable::unassigned(4),
+        placement: Default::default(),
     }
 }
 

@@ -13,12 +13,14 @@ use eddy_proto::convert::{node_state_to_wire, spec_from_wire};
 use eddy_proto::meta;
 use eddy_proto::v1::controller_service_client::ControllerServiceClient;
 use eddy_proto::v1::controller_service_server::ControllerService;
+use eddy_proto::v1::{DrainReply, DrainRequest, LastPlanReply, LastPlanRequest, PlacementReply, PlacementRequest};
 use eddy_proto::v1::{
-    HeartbeatRequest, HeartbeatResponse, MoveReplicaRequest, MoveReplicaResponse, NodeState, RegisterNodeRequest,
-    RegisterNodeResponse,
+    ExportTraceRequest, GetModelsRequest, HeartbeatRequest, HeartbeatResponse, ModelsReply, MoveReplicaRequest,
+    MoveReplicaResponse, NodeState, PlanReply, PlanRequest, RegisterNodeRequest, RegisterNodeResponse, TelemetryAck,
+    TelemetryReport, TraceReply, TransferLeaderRequest, TransferLeaderResponse,
 };
 use tonic::metadata::MetadataValue;
-use tonic::{Request, Response, Status};
+use tonic::{Request, Response, Status, Streaming};
 
 use crate::status::controller_status;
 
@@ -41,6 +43,28 @@ impl ControllerApi {
                 Some(leader_addr.clone())
             }
             _ => None,
+        }
+    }
+
+    /// Answers a controller error: forwarded to the leader when this node
+    /// is not it (and the request was not forwarded already), else mapped
+    /// to its status.
+    async fn or_forward<Q, T, F, Fut>(
+        &self,
+        request: Request<Q>,
+        err: ControllerError,
+        call: F,
+    ) -> Result<Response<T>, Status>
+    where
+        F: FnOnce(ControllerServiceClient<tonic::transport::Channel>, Request<Q>) -> Fut,
+        Fut: Future<Output = Result<Response<T>, Status>>,
+    {
+        match self.forward_target(&request, &err) {
+            Some(leader) => {
+                let client = self.leader_client(&leader)?;
+                forward(call(client, forwarded(request.into_inner())), &err).await
+            }
+            None => Err(controller_status(&err)),
         }
     }
 
@@ -85,6 +109,95 @@ async fn forward<T>(
 
 #[tonic::async_trait]
 impl ControllerService for ControllerApi {
+    async fn report_telemetry(
+        &self,
+        request: Request<Streaming<TelemetryReport>>,
+    ) -> Result<Response<TelemetryAck>, Status> {
+        // Not forwarded: a stream belongs with the leader, and "not leader"
+        // tells the worker where that is.
+        let controller = self.controller()?;
+        super::telemetry::receive(controller, request.into_inner()).await.map(Response::new)
+    }
+
+    async fn get_models(&self, request: Request<GetModelsRequest>) -> Result<Response<ModelsReply>, Status> {
+        let controller = self.controller()?;
+        match controller.models().await {
+            Ok(models) => Ok(Response::new(ModelsReply { json: models.to_string() })),
+            Err(err) => self.or_forward(request, err, |mut c, r| async move { c.get_models(r).await }).await,
+        }
+    }
+
+    async fn export_trace(&self, request: Request<ExportTraceRequest>) -> Result<Response<TraceReply>, Status> {
+        let controller = self.controller()?;
+        match controller.trace().await {
+            Ok(trace) => {
+                let json = trace.to_json().map_err(|e| Status::internal(format!("trace: {e}")))?;
+                Ok(Response::new(TraceReply { json }))
+            }
+            Err(err) => self.or_forward(request, err, |mut c, r| async move { c.export_trace(r).await }).await,
+        }
+    }
+
+    async fn plan(&self, request: Request<PlanRequest>) -> Result<Response<PlanReply>, Status> {
+        let controller = self.controller()?;
+        let text = &request.get_ref().policy_toml;
+        let policy: Option<eddy_placement::Policy> = if text.trim().is_empty() {
+            None
+        } else {
+            Some(toml::from_str(text).map_err(|e| Status::invalid_argument(format!("policy: {}", e.message())))?)
+        };
+        match controller.plan(policy.as_ref()).await {
+            Ok(plan) => {
+                let json = serde_json::to_string(&plan).map_err(|e| Status::internal(format!("plan: {e}")))?;
+                Ok(Response::new(PlanReply { json }))
+            }
+            Err(err) => self.or_forward(request, err, |mut c, r| async move { c.plan(r).await }).await,
+        }
+    }
+
+    async fn get_placement(&self, request: Request<PlacementRequest>) -> Result<Response<PlacementReply>, Status> {
+        let controller = self.controller()?;
+        match controller.placement() {
+            Ok(placement) => Ok(Response::new(PlacementReply { toml: placement_toml(&placement)? })),
+            Err(err) => self.or_forward(request, err, |mut c, r| async move { c.get_placement(r).await }).await,
+        }
+    }
+
+    async fn set_placement(&self, request: Request<PlacementRequest>) -> Result<Response<PlacementReply>, Status> {
+        let controller = self.controller()?;
+        let placement: eddy_core::PlacementSettings = toml::from_str(&request.get_ref().toml)
+            .map_err(|e| Status::invalid_argument(format!("placement: {}", e.message())))?;
+        match controller.set_placement(placement).await {
+            Ok(placement) => Ok(Response::new(PlacementReply { toml: placement_toml(&placement)? })),
+            Err(err) => self.or_forward(request, err, |mut c, r| async move { c.set_placement(r).await }).await,
+        }
+    }
+
+    async fn drain(&self, request: Request<DrainRequest>) -> Result<Response<DrainReply>, Status> {
+        let controller = self.controller()?;
+        let body = request.get_ref();
+        match controller.drain(body.node_id, body.undo).await {
+            Ok(state) => Ok(Response::new(DrainReply { state: state.as_str().to_owned() })),
+            Err(err) => self.or_forward(request, err, |mut c, r| async move { c.drain(r).await }).await,
+        }
+    }
+
+    async fn last_plan(&self, request: Request<LastPlanRequest>) -> Result<Response<LastPlanReply>, Status> {
+        let controller = self.controller()?;
+        match controller.last_round() {
+            Ok(round) => {
+                let json = match round {
+                    Some(round) => {
+                        serde_json::to_string(&*round).map_err(|e| Status::internal(format!("round: {e}")))?
+                    }
+                    None => String::new(),
+                };
+                Ok(Response::new(LastPlanReply { json }))
+            }
+            Err(err) => self.or_forward(request, err, |mut c, r| async move { c.last_plan(r).await }).await,
+        }
+    }
+
     async fn register_node(
         &self,
         request: Request<RegisterNodeRequest>,
@@ -97,13 +210,7 @@ impl ControllerService for ControllerApi {
             Ok((cluster_id, state)) => {
                 Ok(Response::new(RegisterNodeResponse { cluster_id, state: node_state_to_wire(state) as i32 }))
             }
-            Err(err) => match self.forward_target(&request, &err) {
-                Some(leader) => {
-                    let mut client = self.leader_client(&leader)?;
-                    forward(client.register_node(forwarded(request.into_inner())), &err).await
-                }
-                None => Err(controller_status(&err)),
-            },
+            Err(err) => self.or_forward(request, err, |mut c, r| async move { c.register_node(r).await }).await,
         }
     }
 
@@ -115,13 +222,19 @@ impl ControllerService for ControllerApi {
         let body = request.get_ref();
         match controller.move_replica(body.partition, body.from_node, body.to_node).await {
             Ok(epoch) => Ok(Response::new(MoveReplicaResponse { epoch })),
-            Err(err) => match self.forward_target(&request, &err) {
-                Some(leader) => {
-                    let mut client = self.leader_client(&leader)?;
-                    forward(client.move_replica(forwarded(request.into_inner())), &err).await
-                }
-                None => Err(controller_status(&err)),
-            },
+            Err(err) => self.or_forward(request, err, |mut c, r| async move { c.move_replica(r).await }).await,
+        }
+    }
+
+    async fn transfer_leader(
+        &self,
+        request: Request<TransferLeaderRequest>,
+    ) -> Result<Response<TransferLeaderResponse>, Status> {
+        let controller = self.controller()?;
+        let body = request.get_ref();
+        match controller.transfer_leader(body.partition, body.to_node).await {
+            Ok(epoch) => Ok(Response::new(TransferLeaderResponse { epoch })),
+            Err(err) => self.or_forward(request, err, |mut c, r| async move { c.transfer_leader(r).await }).await,
         }
     }
 
@@ -135,13 +248,11 @@ impl ControllerService for ControllerApi {
                 registered: answer.state.is_some(),
                 map_epoch: answer.epoch,
             })),
-            Err(err) => match self.forward_target(&request, &err) {
-                Some(leader) => {
-                    let mut client = self.leader_client(&leader)?;
-                    forward(client.heartbeat(forwarded(request.into_inner())), &err).await
-                }
-                None => Err(controller_status(&err)),
-            },
+            Err(err) => self.or_forward(request, err, |mut c, r| async move { c.heartbeat(r).await }).await,
         }
     }
+}
+
+fn placement_toml(placement: &eddy_core::PlacementSettings) -> Result<String, Status> {
+    toml::to_string(placement).map_err(|e| Status::internal(format!("placement: {e}")))
 }

@@ -7,10 +7,11 @@ mod events;
 mod faults;
 mod query;
 mod raft;
+mod telemetry;
 
 pub use cluster::ClusterApi;
 pub use controller::ControllerApi;
-pub use events::EventApi;
+pub use events::{EventApi, now_ms};
 pub use faults::{FAULT_INJECTION_ENV, FaultApi};
 pub use raft::RaftApi;
 

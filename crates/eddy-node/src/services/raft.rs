@@ -43,6 +43,7 @@ impl RaftApi {
                 Rpc::Append => receiver.append_entries(&request.payload).await,
                 Rpc::Vote => receiver.vote(&request.payload).await,
                 Rpc::PreVote => receiver.pre_vote(&request.payload).await,
+                Rpc::TransferLeader => receiver.transfer_leader(&request.payload).await,
                 Rpc::Snapshot => receiver.install_snapshot(&request.payload).await,
             });
         }
@@ -53,6 +54,7 @@ impl RaftApi {
             Rpc::Append => Ok(receiver.append_entries(&request.payload).await),
             Rpc::Vote => Ok(receiver.vote(&request.payload).await),
             Rpc::PreVote => Ok(receiver.pre_vote(&request.payload).await),
+            Rpc::TransferLeader => Ok(receiver.transfer_leader(&request.payload).await),
             Rpc::Snapshot => Err(Status::invalid_argument("partition snapshots travel by InstallSnapshotStream")),
         }
     }
@@ -84,6 +86,10 @@ impl RaftService for RaftApi {
 
     async fn pre_vote(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
         self.dispatch(Rpc::PreVote, request.into_inner()).await.map(Response::new)
+    }
+
+    async fn transfer_leader(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
+        self.dispatch(Rpc::TransferLeader, request.into_inner()).await.map(Response::new)
     }
 
     async fn install_snapshot(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {

@@ -27,6 +27,7 @@ fn cluster(nodes: Vec<NodeRecord>, partitions: u32, rf: u32) -> ClusterMap {
         nodes_version: nodes.len() as u64,
         nodes: nodes.into_iter().map(|n| (n.id(), n)).collect(),
         table: PartitionTable::unassigned(partitions),
+        placement: Default::default(),
     }
 }
 

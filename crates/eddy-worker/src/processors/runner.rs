@@ -10,13 +10,21 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::{Checkpoint, Processor, ProcessorFactory, ProcessorsConfig, digest, processors};
+use crate::cpu::{CpuPool, PoolStopped, thread_cpu_time};
 use crate::replica::PartitionRaft;
 use crate::sm::LogView;
 use crate::state::LogRecord;
+use crate::telemetry::PartitionMeter;
 use crate::types::PartitionCommand;
+use crate::worker::wall_clock_ms;
 
 /// Bytes of records read and folded at a time.
 const CHUNK_BYTES: usize = 1 << 20;
+
+/// CPU a fold job may spend before handing its pool thread to another
+/// partition: a long backlog is folded in slices, so partitions share the
+/// node's cores as a time-shared server would.
+const FOLD_SLICE_CPU: Duration = Duration::from_millis(5);
 
 /// How long the runner lets newly applied records gather before folding
 /// them; processor state trails the log by about this much.
@@ -49,6 +57,8 @@ pub struct RunnerContext {
     pub view: watch::Receiver<LogView>,
     pub config: ProcessorsConfig,
     pub extra: Vec<Arc<dyn ProcessorFactory>>,
+    pub cpu: Arc<CpuPool>,
+    pub meter: Arc<PartitionMeter>,
     pub uid_salt: u32,
 }
 
@@ -171,19 +181,7 @@ async fn run(
                 }
             };
             let count = events.len() as u64;
-            let folding = processors.clone();
-            // Folding may be CPU heavy (synthetic costs): off the runtime.
-            let folded = tokio::task::spawn_blocking(move || {
-                if let Ok(mut processors) = folding.lock() {
-                    for event in &events {
-                        for p in processors.iter_mut() {
-                            p.apply(event);
-                        }
-                    }
-                }
-            })
-            .await;
-            if folded.is_err() {
+            if fold(&ctx, &processors, events).await.is_err() {
                 return;
             }
             next = next.max(end);
@@ -208,6 +206,50 @@ async fn run(
             Err(_) => {}
         }
     }
+}
+
+/// Folds `events` into the processors on the node's CPU pool, a slice at
+/// a time, and records what it cost and how long after submission each
+/// event was processed.
+async fn fold(
+    ctx: &RunnerContext,
+    processors: &Arc<Mutex<Vec<Box<dyn Processor>>>>,
+    events: Vec<StoredEvent>,
+) -> Result<(), PoolStopped> {
+    let events = Arc::new(events);
+    let mut start = 0;
+    while start < events.len() {
+        let (folding, slice) = (processors.clone(), events.clone());
+        let (end, cpu) = ctx.cpu.run(move || fold_slice(&folding, &slice, start)).await?;
+        let folded = events.get(start..end).unwrap_or_default();
+        let now_ms = wall_clock_ms();
+        crate::metrics::processed(ctx.partition, folded, cpu, now_ms);
+        let latencies = folded.iter().map(|e| Duration::from_millis(now_ms.saturating_sub(e.hlc.physical_ms())));
+        ctx.meter.processed(cpu, latencies);
+        start = end;
+    }
+    Ok(())
+}
+
+/// Folds events from `start` until the slice's CPU is spent; answers where
+/// it stopped.
+fn fold_slice(processors: &Mutex<Vec<Box<dyn Processor>>>, events: &[StoredEvent], start: usize) -> usize {
+    let began = thread_cpu_time();
+    // A processor that panicked poisoned the lock: its partition's
+    // processors stop folding (the log keeps every event).
+    let Ok(mut processors) = processors.lock() else { return events.len() };
+    let mut next = start;
+    while next < events.len() {
+        for p in processors.iter_mut() {
+            p.apply(&events[next]);
+        }
+        next += 1;
+        // The clock is a system call: look every few events.
+        if next.is_multiple_of(8) && thread_cpu_time().saturating_sub(began) >= FOLD_SLICE_CPU {
+            break;
+        }
+    }
+    next
 }
 
 async fn propose_checkpoint(ctx: &RunnerContext, processors: &Arc<Mutex<Vec<Box<dyn Processor>>>>, offset: u64) {

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::{Processor, decode_state, encode_state};
+use crate::cpu::thread_cpu_time;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 struct Spent {
@@ -32,12 +33,16 @@ impl Synthetic {
     }
 }
 
-/// Keeps one core busy for `duration`.
+/// Spends `duration` of this thread's CPU time. CPU time, not wall time:
+/// on a busy host a wall-clock loop would cost less CPU than configured,
+/// and what a handler costs is what the models must learn.
 fn burn(duration: Duration) {
-    let start = Instant::now();
+    let start = thread_cpu_time();
+    let wall = Instant::now();
     let mut x = 0u64;
-    while start.elapsed() < duration {
-        for i in 0..64u64 {
+    // The wall-clock bound only guards against a clock that does not move.
+    while thread_cpu_time().saturating_sub(start) < duration && wall.elapsed() < duration * 100 {
+        for i in 0..256u64 {
             x = x.wrapping_mul(6364136223846793005).wrapping_add(i);
         }
         std::hint::black_box(x);

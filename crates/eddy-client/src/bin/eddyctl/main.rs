@@ -11,6 +11,9 @@ use eddy_client::{ClusterClient, DEFAULT_ENDPOINT, parse_endpoints};
 mod bench;
 mod cluster;
 mod events;
+mod explain;
+mod models;
+mod plan;
 mod query;
 
 use cluster::{join, print_json, print_nodes, print_partitions, print_status, wait_healthy};
@@ -54,6 +57,20 @@ enum Command {
         #[arg(long)]
         to: u64,
     },
+    /// Mark a worker draining: it takes no new replicas, and in mode auto
+    /// the planner moves its replicas and leaderships away.
+    Drain {
+        node: u64,
+        /// Make a draining node up again.
+        #[arg(long)]
+        undo: bool,
+    },
+    /// Hand a partition's leadership to another of its replicas.
+    TransferLeader {
+        partition: u32,
+        #[arg(long)]
+        to: u64,
+    },
     /// Create the cluster from the first endpoint's initial members (for
     /// clusters started with controller.auto_bootstrap = false).
     Bootstrap,
@@ -66,6 +83,49 @@ enum Command {
     /// Ask the processors, or read a key's events.
     #[command(subcommand)]
     Query(query::QueryCommand),
+    /// The controller leader's models: load forecasts per partition,
+    /// latency curve per node, costs, and how far each can be trusted.
+    Models {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Live load per node and per partition, from the workers' telemetry.
+    Top {
+        /// Print one frame and exit.
+        #[arg(long)]
+        once: bool,
+        #[arg(long, default_value_t = 1000)]
+        interval_ms: u64,
+        /// Partitions shown, busiest first.
+        #[arg(long, default_value_t = 20)]
+        rows: usize,
+    },
+    /// The recorded load history.
+    #[command(subcommand)]
+    Trace(models::TraceCommand),
+    /// What the planner would do now with the live models (a dry run):
+    /// operations with reasons, predicted metrics before and after, advice.
+    Plan(plan::PlanArgs),
+    /// Capacity advice from the planner: nodes to add or drain, and what
+    /// cannot be met.
+    Advise {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Why a partition is where it is: its load, its nodes, and what the
+    /// planner would do with it.
+    Explain { partition: u32 },
+    /// Operations the control loop committed, newest first, with their
+    /// outcomes (done, in progress).
+    Ops {
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The placement mode (auto, advise, off) and policy.
+    #[command(subcommand)]
+    Policy(plan::PolicyCommand),
     /// Wait until the cluster is healthy: a controller leader, every
     /// registered node up (at least --up of them), every partition led.
     Wait {
@@ -122,6 +182,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let timeout = Duration::from_millis(cli.timeout_ms);
             query::run(events::connect(client.endpoints(), timeout).await?, command).await
         }
+        Command::Models { json } => models::models(&client, json).await,
+        Command::Trace(command) => models::trace(&client, command).await,
+        Command::Plan(args) => plan::plan(&client, args).await,
+        Command::Policy(command) => plan::policy(&client, command).await,
+        Command::Advise { json } => explain::advise(&client, json).await,
+        Command::Ops { limit, json } => explain::ops(&client, limit, json).await,
+        Command::Explain { partition } => explain::explain(&client, partition).await,
+        Command::Top { once, interval_ms, rows } => {
+            models::top(&client, once, Duration::from_millis(interval_ms.max(100)), rows).await
+        }
         Command::Wait { up, timeout_secs } => wait_healthy(&client, up, Duration::from_secs(timeout_secs)).await,
         Command::MoveReplica { partition, from, to } => {
             let moved = client.move_replica(partition, from, to).await.context("move refused")?;
@@ -129,6 +199,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 "partition {partition}: replica moving from node {from} to node {to} (table epoch {})",
                 moved.epoch
             );
+            Ok(())
+        }
+        Command::Drain { node, undo } => {
+            let state = client.drain(node, undo).await.context("drain refused")?;
+            println!("node {node} is {state}");
+            if state == "draining" {
+                println!("in mode auto the planner moves its replicas away; `eddyctl partitions` shows progress");
+            }
+            Ok(())
+        }
+        Command::TransferLeader { partition, to } => {
+            let done = client.transfer_leader(partition, to).await.context("transfer refused")?;
+            println!("partition {partition}: leadership moving to node {to} (table epoch {})", done.epoch);
             Ok(())
         }
         Command::Bootstrap => {
