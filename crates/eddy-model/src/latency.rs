@@ -9,6 +9,10 @@
 //! into knees. Fitting the logarithm keeps every prediction positive and
 //! weighs errors relatively, as an SLO does.
 //!
+//! The curve is fitted to what the node typically does at each load
+//! ([`typical`]): median p99 per band of utilisation, made
+//! non-decreasing, which keeps stalls from bending it.
+//!
 //! The trust gate: one sample in `holdout_every` is held out of the fit.
 //! The learned curve replaces the prior only when, on the held-out samples
 //! (scored against their median p99 per utilisation bin), its error is
@@ -273,22 +277,26 @@ fn eval(fit: &LearnedCurve, utilisation: f64) -> f64 {
     log.min(700.0).exp()
 }
 
-/// Least squares on the training samples, then once more without the
-/// tenth that fits worst: stalls and the backlog after a load change are
-/// not the curve, and squared errors let a few of them bend it.
+/// Least squares on what the node typically does (see [`typical`]), each
+/// band weighing by its samples.
 fn fit_curve(train: &[Sample], config: &LatencyConfig) -> Option<LearnedCurve> {
     if train.len() < config.min_samples {
         return None;
     }
-    let first = least_squares(train, config)?;
-    let mut ranked: Vec<(f64, &Sample)> =
-        train.iter().map(|s| ((eval(&first, s.utilisation).ln() - s.p99_ms.ln()).abs(), s)).collect();
-    ranked.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let kept: Vec<Sample> = ranked.iter().take((train.len() * 9).div_ceil(10)).map(|(_, s)| **s).collect();
-    if kept.len() < config.min_samples {
-        return Some(first);
-    }
-    least_squares(&kept, config).or(Some(first))
+    let points: Vec<Sample> = typical(train, true)
+        .into_iter()
+        .flat_map(|band| {
+            let point = Sample { seq: 0, utilisation: band.utilisation, p99_ms: band.p99_ms };
+            std::iter::repeat_n(point, band.samples)
+        })
+        .collect();
+    let mut fit = least_squares(&points, config)?;
+    // The range and the ceiling are those of what was seen.
+    fit.utilisation_min = train.iter().map(|s| s.utilisation).fold(f64::INFINITY, f64::min).min(SATURATION_UTILISATION);
+    fit.utilisation_max =
+        train.iter().map(|s| s.utilisation).fold(f64::NEG_INFINITY, f64::max).min(SATURATION_UTILISATION);
+    fit.p99_max_ms = train.iter().map(|s| s.p99_ms).fold(0.0, f64::max);
+    Some(fit)
 }
 
 fn least_squares(train: &[Sample], config: &LatencyConfig) -> Option<LearnedCurve> {
@@ -324,31 +332,77 @@ fn least_squares(train: &[Sample], config: &LatencyConfig) -> Option<LearnedCurv
 /// Width of the utilisation bins the held-out samples are scored in.
 const SCORE_BIN_UTILISATION: f64 = 0.05;
 
-/// Mean absolute percentage error of a curve against the held-out samples,
-/// scored per utilisation bin: the prediction at the bin's median
-/// utilisation against the bin's median p99, weighted by the bin's
-/// samples. A one-second p99 over a few hundred events scatters by tens of
-/// percent around the node's true p99; scoring each sample alone would
-/// charge that scatter to the curve, and a stall now and then would decide
-/// which curve answers. Medians measure how far the curve is from what the
-/// node typically does at that load, which is what it is asked to predict.
+fn bin_of(sample: &Sample) -> i64 {
+    (sample.utilisation.min(SATURATION_UTILISATION) / SCORE_BIN_UTILISATION).floor() as i64
+}
+
+/// A band of utilisation: its median utilisation, the p99 the node
+/// typically shows there, and how many samples it holds.
+#[derive(Debug, Clone, Copy)]
+struct Band {
+    utilisation: f64,
+    p99_ms: f64,
+    samples: usize,
+}
+
+/// What the node typically does at each load: the samples in bands of
+/// utilisation, each band's median p99, made non-decreasing by pooling
+/// adjacent bands (pool adjacent violators; a pool's value is the median
+/// of all its samples).
+///
+/// Medians, because one second's p99 scatters by tens of percent with a
+/// long upper tail. Non-decreasing, because a node is not faster when
+/// busier: a band that shows a higher p99 than the busier band after it
+/// holds stalls (a pause elsewhere on the host lowers the second's
+/// utilisation and raises its p99 at once), and left alone a few of them
+/// bend the curve and decide which curve answers.
+fn typical(samples: &[Sample], monotone: bool) -> Vec<Band> {
+    let mut sorted: Vec<Sample> = samples.to_vec();
+    sorted.sort_by_key(bin_of);
+    // (median utilisation, the band's p99s) per band, in order.
+    let mut pools: Vec<(Vec<f64>, Vec<f64>)> = Vec::new();
+    for group in sorted.chunk_by(|a, b| bin_of(a) == bin_of(b)) {
+        let utilisation = median(group.iter().map(|s| s.utilisation).collect());
+        let mut pool = (vec![utilisation; group.len()], group.iter().map(|s| s.p99_ms).collect::<Vec<f64>>());
+        while monotone
+            && let Some(last) = pools.last()
+            && median(last.1.clone()) > median(pool.1.clone())
+        {
+            let (mut us, mut ps) = pools.pop().unwrap_or_default();
+            us.append(&mut pool.0);
+            ps.append(&mut pool.1);
+            pool = (us, ps);
+        }
+        pools.push(pool);
+    }
+    pools
+        .into_iter()
+        .flat_map(|(us, ps)| {
+            let p99_ms = median(ps);
+            // Each band of the pool keeps its utilisation and takes the pool's p99.
+            us.chunk_by(|a, b| a == b)
+                .map(|band| Band { utilisation: band[0], p99_ms, samples: band.len() })
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// Mean absolute percentage error of a curve against the held-out samples
+/// in bands: the prediction at each band's median utilisation against its
+/// median p99, weighted by the band's samples. Scoring each sample alone
+/// would charge a second's scatter to the curve; the curve is asked to
+/// predict what the node typically does at a load. The bands are not
+/// pooled here: a node whose p99 does not follow its load must score
+/// badly.
 fn mape(samples: &[Sample], predict: impl Fn(f64) -> f64) -> Option<f64> {
     if samples.is_empty() {
         return None;
     }
-    let bin = |s: &Sample| (s.utilisation.min(SATURATION_UTILISATION) / SCORE_BIN_UTILISATION).floor() as i64;
-    let mut sorted: Vec<&Sample> = samples.iter().collect();
-    sorted.sort_by_key(|s| bin(s));
-    let bands: Vec<(f64, usize)> = sorted
-        .chunk_by(|a, b| bin(a) == bin(b))
-        .map(|group| {
-            let utilisation = median(group.iter().map(|s| s.utilisation).collect());
-            let p99_ms = median(group.iter().map(|s| s.p99_ms).collect());
-            ((predict(utilisation) - p99_ms).abs() / p99_ms, group.len())
-        })
-        .collect();
-    let kept: usize = bands.iter().map(|(_, count)| count).sum();
-    let value = bands.iter().map(|(error, count)| error * *count as f64).sum::<f64>() / kept.max(1) as f64;
+    let bands = typical(samples, false);
+    let kept: usize = bands.iter().map(|b| b.samples).sum();
+    let value =
+        bands.iter().map(|b| (predict(b.utilisation) - b.p99_ms).abs() / b.p99_ms * b.samples as f64).sum::<f64>()
+            / kept.max(1) as f64;
     value.is_finite().then_some(value)
 }
 
