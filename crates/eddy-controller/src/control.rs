@@ -281,7 +281,14 @@ impl ControlLoop {
         term.in_flight.retain(|_, until| *until > now);
         let in_flight = term.in_flight.keys().copied().collect();
         let snapshot = eddy_placement::ClusterSnapshot::from_map(map, &inputs.loads, in_flight);
-        let plan = eddy_placement::plan(&snapshot, &inputs.models, &map.placement.policy);
+        let policy = map.placement.policy.clone();
+        // Pure CPU work: off the runtime, whose threads carry the node's
+        // event path too.
+        let started = Instant::now();
+        let planned = tokio::task::spawn_blocking(move || eddy_placement::plan(&snapshot, &inputs.models, &policy));
+        let Ok(plan) = planned.await else { return };
+        let plan_us = started.elapsed().as_micros() as u64;
+        tracing::debug!(plan_us, operations = plan.operations.len(), "planner called");
         let mode = map.placement.mode;
         let at_ms = wall_clock_ms();
         let mut round = Round { at_ms, mode, plan, committed_epoch: None, refused: None, recent: Vec::new() };
@@ -289,6 +296,7 @@ impl ControlLoop {
             tracing::info!(
                 mode = mode.as_str(),
                 operations = round.plan.operations.len(),
+                plan_us,
                 p99_ms_max_before = round.plan.before.p99_ms_max,
                 p99_ms_max_after = round.plan.after.p99_ms_max,
                 "planner round"
