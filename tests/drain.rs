@@ -36,7 +36,9 @@ async fn load(client: Arc<EventClient>, stop: Arc<AtomicBool>) -> anyhow::Result
             // An idempotent producer per key: a retry after a lost answer
             // is stored once.
             let producer = Some(v1::Producer { id: 1000 + k as u64, sequence: i });
-            client.submit(SubmitRequest { partition, events: vec![event], producer, request_id: 0 }).await?;
+            client
+                .submit(SubmitRequest { partition, events: vec![event], producer, request_id: 0, ..Default::default() })
+                .await?;
             acked.push(payload);
         }
         i += 1;

@@ -61,6 +61,7 @@ async fn bad_input_is_refused_clearly_and_stores_nothing() -> anyhow::Result<()>
         events,
         producer: None,
         request_id: 0,
+        ..Default::default()
     };
     let cases: Vec<(&str, SubmitRequest, Code, &str)> = vec![
         (
@@ -192,7 +193,7 @@ async fn queries_and_subscriptions_see_committed_events_in_order() -> anyhow::Re
             event("sensor-1", "note", b"{}".to_vec()),
         ];
         last = raw
-            .submit(SubmitRequest { partition: None, events, producer: None, request_id: 0 })
+            .submit(SubmitRequest { partition: None, events, producer: None, request_id: 0, ..Default::default() })
             .await?
             .into_inner()
             .first_offset

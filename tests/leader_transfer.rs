@@ -32,6 +32,7 @@ async fn submit_until(client: &EventClient, partition: u32, until: Instant) -> a
                 events: vec![event],
                 producer: Some(v1::Producer { id: 7, sequence: i }),
                 request_id: 0,
+                ..Default::default()
             })
             .await?;
         acked.push(payload);

@@ -76,7 +76,7 @@ async fn a_scrape_parses_and_counts_what_the_node_did() -> anyhow::Result<()> {
             })
             .collect();
         let partition = Some(client.partition_for_key(key.as_bytes()));
-        client.submit(SubmitRequest { partition, events, producer: None, request_id: 0 }).await?;
+        client.submit(SubmitRequest { partition, events, producer: None, request_id: 0, ..Default::default() }).await?;
     }
 
     let status = cluster.eddyctl(1, &["status", "--json"])?;

@@ -49,8 +49,9 @@ async fn load(client: std::sync::Arc<EventClient>, key: String, partition: u32, 
         // An idempotent producer per partition: a retry after a lost answer
         // is stored once.
         let producer = Some(v1::Producer { id: 100 + u64::from(partition), sequence: acked });
-        let answer =
-            client.submit(SubmitRequest { partition: Some(partition), events, producer, request_id: 0 }).await?;
+        let answer = client
+            .submit(SubmitRequest { partition: Some(partition), events, producer, request_id: 0, ..Default::default() })
+            .await?;
         acked += u64::from(answer.count);
     }
     Ok(acked)

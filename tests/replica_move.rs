@@ -21,7 +21,13 @@ async fn submit(client: &EventClient, partition: u32, range: std::ops::Range<u32
             attributes: Default::default(),
         };
         client
-            .submit(SubmitRequest { partition: Some(partition), events: vec![event], producer: None, request_id: 0 })
+            .submit(SubmitRequest {
+                partition: Some(partition),
+                events: vec![event],
+                producer: None,
+                request_id: 0,
+                ..Default::default()
+            })
             .await?;
     }
     Ok(())

@@ -36,8 +36,15 @@ async fn submit(client: &EventClient, key: &str, partition: u32, kind: &str, cou
             attributes: Default::default(),
         })
         .collect();
-    let response =
-        client.submit(SubmitRequest { partition: Some(partition), events, producer: None, request_id: 0 }).await?;
+    let response = client
+        .submit(SubmitRequest {
+            partition: Some(partition),
+            events,
+            producer: None,
+            request_id: 0,
+            ..Default::default()
+        })
+        .await?;
     Ok(u64::from(response.count))
 }
 

@@ -360,6 +360,7 @@ mod tests {
             uid_salt: 7,
             duplicate: false,
             request_id: 0,
+            processed: false,
         };
         let acks = event_acks(&response);
         assert_eq!(acks.len(), 2);

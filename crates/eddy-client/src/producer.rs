@@ -124,6 +124,7 @@ async fn run(
             producer: config.idempotent.then_some(v1::Producer { id: producer_id, sequence }),
             events,
             request_id: 0,
+            ack: 0,
         };
         match client.submit(request).await {
             Ok(response) => {

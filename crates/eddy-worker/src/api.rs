@@ -314,6 +314,16 @@ impl Worker {
             .map_err(WorkerError::InvalidArgument)
     }
 
+    /// Waits until this node's processors of `partition` have folded in the
+    /// events before `offset`. False when they do not run here (the
+    /// partition's leadership moved) or `timeout` passes first.
+    pub async fn wait_processed(&self, partition: PartitionId, offset: u64, timeout: std::time::Duration) -> bool {
+        let Some(replica) = self.replica(partition) else { return false };
+        let Some(mut progress) = replica.with_runner(|r| r.progress()) else { return false };
+        let caught_up = progress.wait_for(|s| s.processed >= offset);
+        matches!(tokio::time::timeout(timeout, caught_up).await, Ok(Ok(_)))
+    }
+
     /// A digest of the processors' states, with the offset it holds for and
     /// the checkpoint offset the processors started from.
     pub fn processor_digest(&self, partition: PartitionId) -> Result<(u64, u64, u64), WorkerError> {

@@ -2,12 +2,13 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use eddy_core::{Event, EventUid};
 use eddy_proto::meta;
 use eddy_proto::v1::event_service_server::EventService;
 use eddy_proto::v1::{
-    self, DigestRequest, DigestResponse, QueryRequest, QueryResponse, ReadRequest, ReadResponse, SubmitError,
+    self, AckLevel, DigestRequest, DigestResponse, QueryRequest, QueryResponse, ReadRequest, ReadResponse, SubmitError,
     SubmitRequest, SubmitResponse, SubmitStreamResponse, SubscribeRequest, submit_stream_response,
 };
 use eddy_worker::Worker;
@@ -40,7 +41,7 @@ fn event_to_wire(event: Event) -> v1::Event {
     v1::Event { key: event.key, r#type: event.event_type, payload: event.payload, attributes: event.attributes }
 }
 
-fn ack_to_wire(ack: &SubmitAck, request_id: u64) -> SubmitResponse {
+fn ack_to_wire(ack: &SubmitAck, processed: bool, request_id: u64) -> SubmitResponse {
     SubmitResponse {
         partition: ack.partition,
         first_offset: ack.ack.first_offset,
@@ -49,6 +50,7 @@ fn ack_to_wire(ack: &SubmitAck, request_id: u64) -> SubmitResponse {
         uid_salt: ack.uid_salt,
         duplicate: ack.duplicate,
         request_id,
+        processed,
     }
 }
 
@@ -77,15 +79,30 @@ impl EventApi {
     }
 }
 
-/// Queues a request's batch; the returned future waits for its commit.
+/// How long an answer waits for the processors, with ACK_LEVEL_PROCESSED,
+/// before it goes out as committed only.
+const PROCESSED_WAIT: Duration = Duration::from_secs(30);
+
+/// Queues a request's batch; the returned future waits for its commit
+/// and, when the request asks, for its processing. It answers the ack and
+/// whether the processors had folded the batch in.
 fn begin(
-    worker: &Worker,
+    worker: &Arc<Worker>,
     request: SubmitRequest,
-) -> Result<impl Future<Output = Result<SubmitAck, Status>> + use<>, Status> {
+) -> Result<impl Future<Output = Result<(SubmitAck, bool), Status>> + use<>, Status> {
     let producer = request.producer.map(|p| ProducerStamp { id: p.id, sequence: p.sequence });
+    let wait_processed = request.ack() == AckLevel::Processed;
     let events = request.events.into_iter().map(event_from_wire).collect();
     let queued = worker.begin_submit(request.partition, events, producer, now_ms()).map_err(|e| worker_status(&e))?;
-    Ok(async move { queued.finish().await.map_err(|e| worker_status(&e)) })
+    let worker = worker.clone();
+    Ok(async move {
+        let ack = queued.finish().await.map_err(|e| worker_status(&e))?;
+        // A committed batch is never answered with an error: if the
+        // processors cannot be waited for, the answer says so.
+        let end = ack.ack.first_offset + u64::from(ack.ack.count);
+        let processed = wait_processed && worker.wait_processed(ack.partition, end, PROCESSED_WAIT).await;
+        Ok((ack, processed))
+    })
 }
 
 type AnswerStream = Pin<Box<dyn Stream<Item = Result<SubmitStreamResponse, Status>> + Send>>;
@@ -95,8 +112,8 @@ impl EventService for EventApi {
     async fn submit(&self, request: Request<SubmitRequest>) -> Result<Response<SubmitResponse>, Status> {
         let request = request.into_inner();
         let request_id = request.request_id;
-        let ack = begin(self.worker()?, request)?.await?;
-        Ok(Response::new(ack_to_wire(&ack, request_id)))
+        let (ack, processed) = begin(self.worker()?, request)?.await?;
+        Ok(Response::new(ack_to_wire(&ack, processed, request_id)))
     }
 
     type SubmitStreamStream = AnswerStream;
@@ -136,7 +153,9 @@ impl EventService for EventApi {
                     },
                     Some((request_id, result)) = in_flight.next(), if !in_flight.is_empty() => {
                         let answer = match result {
-                            Ok(ack) => submit_stream_response::Result::Ok(ack_to_wire(&ack, request_id)),
+                            Ok((ack, processed)) => {
+                                submit_stream_response::Result::Ok(ack_to_wire(&ack, processed, request_id))
+                            }
                             Err(status) => submit_stream_response::Result::Error(error_to_wire(&status)),
                         };
                         if answers.send(Ok(SubmitStreamResponse { request_id, result: Some(answer) })).await.is_err() {

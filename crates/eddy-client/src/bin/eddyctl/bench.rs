@@ -50,6 +50,14 @@ pub struct BenchArgs {
     rate: u64,
     #[arg(long = "type", default_value = "bench")]
     event_type: String,
+    /// Send only to these partitions (comma-separated): the keys are the
+    /// first --keys keys that hash into them.
+    #[arg(long, value_delimiter = ',')]
+    partitions: Vec<u32>,
+    /// When an answer counts: `committed` (stored on a quorum) or
+    /// `processed` (also folded in by the partition's processors).
+    #[arg(long, value_enum, default_value_t = AckArg::Committed)]
+    ack: AckArg,
     /// Print the result as one JSON object.
     #[arg(long)]
     json: bool,
@@ -61,10 +69,47 @@ pub struct BenchArgs {
     quiet: bool,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AckArg {
+    Committed,
+    Processed,
+}
+
+impl AckArg {
+    fn level(self) -> v1::AckLevel {
+        match self {
+            AckArg::Committed => v1::AckLevel::Committed,
+            AckArg::Processed => v1::AckLevel::Processed,
+        }
+    }
+}
+
 /// What one sender saw.
 struct Tally {
     latency_us: Histogram<u64>,
     errors: BTreeMap<String, u64>,
+    /// Answers that asked for processing but came back committed only.
+    not_processed: u64,
+}
+
+/// The keys a run draws from: `key-N`, or, with --partitions, the first
+/// keys that hash into those partitions.
+fn key_table(client: &EventClient, args: &BenchArgs) -> anyhow::Result<Option<Arc<Vec<String>>>> {
+    if args.partitions.is_empty() {
+        return Ok(None);
+    }
+    let count = client.partition_count();
+    if let Some(bad) = args.partitions.iter().find(|p| **p >= count) {
+        anyhow::bail!("--partitions: the cluster has {count} partitions (0 to {}), not {bad}", count.saturating_sub(1));
+    }
+    let keys: Vec<String> = (1..)
+        .take(20_000_000)
+        .map(|i| format!("key-{i}"))
+        .filter(|k| args.partitions.contains(&client.partition_for_key(k.as_bytes())))
+        .take(args.keys as usize)
+        .collect();
+    anyhow::ensure!(keys.len() as u64 == args.keys, "--partitions: found only {} keys for them", keys.len());
+    Ok(Some(Arc::new(keys)))
 }
 
 /// Makes requests: keys by the configured distribution, each request's
@@ -73,6 +118,8 @@ struct Generator {
     rng: SmallRng,
     zipf: Option<Zipf<f64>>,
     keys: u64,
+    table: Option<Arc<Vec<String>>>,
+    ack: v1::AckLevel,
     payload: Bytes,
     event_type: String,
     batch: usize,
@@ -82,10 +129,14 @@ struct Generator {
 }
 
 impl Generator {
-    fn key(&mut self) -> u64 {
-        match &self.zipf {
+    fn key(&mut self) -> String {
+        let n = match &self.zipf {
             Some(zipf) => zipf.sample(&mut self.rng) as u64,
             None => rand::Rng::random_range(&mut self.rng, 1..=self.keys),
+        };
+        match &self.table {
+            Some(table) => table[(n.clamp(1, table.len() as u64) - 1) as usize].clone(),
+            None => format!("key-{n}"),
         }
     }
 
@@ -97,7 +148,7 @@ impl Generator {
                 let partition = self.buffers.iter().position(|b| !b.is_empty())?;
                 return Some(self.take(partition as u32));
             }
-            let key = format!("key-{}", self.key());
+            let key = self.key();
             let partition = self.client.partition_for_key(key.as_bytes());
             let event = v1::Event {
                 key: Bytes::from(key),
@@ -115,7 +166,7 @@ impl Generator {
 
     fn take(&mut self, partition: u32) -> SubmitRequest {
         let events = std::mem::take(&mut self.buffers[partition as usize]);
-        SubmitRequest { partition: Some(partition), events, producer: None, request_id: 0 }
+        SubmitRequest { partition: Some(partition), events, producer: None, request_id: 0, ack: self.ack as i32 }
     }
 }
 
@@ -155,6 +206,7 @@ pub async fn run(client: Arc<EventClient>, args: BenchArgs) -> anyhow::Result<()
     let budget = Arc::new(AtomicU64::new(args.events.unwrap_or(u64::MAX)));
     let acked = Arc::new(AtomicU64::new(0));
     let submitter = Arc::new(StreamSubmitter::new(client.clone()));
+    let table = key_table(&client, &args)?;
     let zipf = if args.zipf > 0.0 { Some(Zipf::new(args.keys as f64, args.zipf).context("--zipf")?) } else { None };
     let (ack_lines, ack_writer) = match &args.ack_log {
         Some(path) => {
@@ -178,6 +230,8 @@ pub async fn run(client: Arc<EventClient>, args: BenchArgs) -> anyhow::Result<()
                 rng: SmallRng::seed_from_u64(i as u64 + 1),
                 zipf,
                 keys: args.keys,
+                table: table.clone(),
+                ack: args.ack.level(),
                 payload: payload(args.event_size),
                 event_type: args.event_type.clone(),
                 batch: args.batch_size,
@@ -188,7 +242,7 @@ pub async fn run(client: Arc<EventClient>, args: BenchArgs) -> anyhow::Result<()
             let (submitter, budget, acked, ack_lines) =
                 (submitter.clone(), budget.clone(), acked.clone(), ack_lines.clone());
             tokio::spawn(async move {
-                let mut tally = Tally { latency_us, errors: BTreeMap::new() };
+                let mut tally = Tally { latency_us, errors: BTreeMap::new(), not_processed: 0 };
                 let mut next_send = Instant::now();
                 while Instant::now() < deadline {
                     let Some(request) = generator.next(&budget) else { break };
@@ -197,10 +251,14 @@ pub async fn run(client: Arc<EventClient>, args: BenchArgs) -> anyhow::Result<()
                         next_send += Duration::from_secs_f64(request.events.len() as f64 / rate);
                     }
                     let keys: Vec<Bytes> = request.events.iter().map(|e| e.key.clone()).collect();
+                    let request_ack = request.ack();
                     let sent = Instant::now();
                     match submitter.submit(request).await {
                         Ok(response) => {
                             let _ = tally.latency_us.record(sent.elapsed().as_micros() as u64);
+                            if request_ack == v1::AckLevel::Processed && !response.processed {
+                                tally.not_processed += 1;
+                            }
                             acked.fetch_add(u64::from(response.count), Ordering::Relaxed);
                             if let Some(lines) = &ack_lines {
                                 for (ack, key) in event_acks(&response).iter().zip(keys) {
@@ -227,8 +285,10 @@ pub async fn run(client: Arc<EventClient>, args: BenchArgs) -> anyhow::Result<()
         .collect();
     let mut latency = Histogram::<u64>::new(3).context("histogram")?;
     let mut errors = BTreeMap::<String, u64>::new();
+    let mut not_processed = 0;
     for sender in senders {
         let tally = sender.await?;
+        not_processed += tally.not_processed;
         latency.add(&tally.latency_us).context("merging latencies")?;
         for (kind, n) in tally.errors {
             *errors.entry(kind).or_default() += n;
@@ -244,7 +304,8 @@ pub async fn run(client: Arc<EventClient>, args: BenchArgs) -> anyhow::Result<()
     }
     let after = fsyncs(&client).await;
     let syncs = (after.0 - before.0, after.1 - before.1, after.2 - before.2);
-    report(&args, acked.load(Ordering::Relaxed), &errors, &latency, elapsed, syncs)
+    let outcome = Outcome { acked: acked.load(Ordering::Relaxed), not_processed, elapsed };
+    report(&args, &outcome, &errors, &latency, syncs)
 }
 
 fn write_acks(file: std::fs::File, mut lines: mpsc::Receiver<String>) -> anyhow::Result<()> {
@@ -290,14 +351,24 @@ fn progress_bar(
     Some(bar)
 }
 
+/// Counts of a finished run.
+struct Outcome {
+    acked: u64,
+    not_processed: u64,
+    elapsed: f64,
+}
+
 fn report(
     args: &BenchArgs,
-    acked: u64,
+    &Outcome { acked, not_processed, elapsed }: &Outcome,
     errors: &BTreeMap<String, u64>,
     latency: &Histogram<u64>,
-    elapsed: f64,
     (syncs, synced, sync_micros): (u64, u64, u64),
 ) -> anyhow::Result<()> {
+    let ack = match args.ack {
+        AckArg::Committed => "committed",
+        AckArg::Processed => "processed",
+    };
     let rate = acked as f64 / elapsed.max(0.001);
     let p = |q: f64| latency.value_at_quantile(q);
     let error_count: u64 = errors.values().sum();
@@ -305,6 +376,7 @@ fn report(
         "acked": acked,
         "errors": error_count,
         "errors_by_kind": errors,
+        "not_processed": not_processed,
         "duration_s": elapsed,
         "events_per_s": rate,
         "mib_per_s": rate * args.event_size as f64 / (1024.0 * 1024.0),
@@ -314,7 +386,8 @@ fn report(
         "fsync_avg_us": if syncs > 0 { sync_micros as f64 / syncs as f64 } else { 0.0 },
         "config": {
             "event_size": args.event_size, "concurrency": args.concurrency, "batch_size": args.batch_size,
-            "keys": args.keys, "zipf": args.zipf, "rate": args.rate,
+            "keys": args.keys, "zipf": args.zipf, "rate": args.rate, "ack": ack,
+            "partitions": args.partitions, "type": args.event_type,
         },
     });
     if args.json {
@@ -326,13 +399,16 @@ fn report(
         summary["mib_per_s"].as_f64().unwrap_or(0.0)
     );
     println!(
-        "submit latency (us): p50 {} p90 {} p99 {} p999 {} max {}",
+        "submit-to-{ack} latency (us): p50 {} p90 {} p99 {} p999 {} max {}",
         p(0.5),
         p(0.9),
         p(0.99),
         p(0.999),
         latency.max()
     );
+    if not_processed > 0 {
+        println!("answered before processing (leadership moved or 30 s behind): {not_processed} requests");
+    }
     if error_count == 0 {
         println!("errors: none");
     } else {
