@@ -48,6 +48,11 @@ pub struct BenchArgs {
     /// Target events per second (0: as fast as possible).
     #[arg(long, default_value_t = 0)]
     rate: u64,
+    /// With --rate, how requests are spaced: `uniform` (evenly, senders
+    /// staggered) or `poisson` (random gaps, as independent clients send;
+    /// queues form below saturation, as they do in production).
+    #[arg(long, value_enum, default_value_t = Arrivals::Uniform)]
+    arrivals: Arrivals,
     #[arg(long = "type", default_value = "bench")]
     event_type: String,
     /// Send only to these partitions (comma-separated): the keys are the
@@ -67,6 +72,52 @@ pub struct BenchArgs {
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Arrivals {
+    Uniform,
+    Poisson,
+}
+
+/// When a sender sends next, at `rate` events a second of its own.
+struct Pacer {
+    rate: f64,
+    arrivals: Arrivals,
+    next: Instant,
+    rng: SmallRng,
+}
+
+impl Pacer {
+    /// Sender `index` of `senders`: uniform senders start staggered, so
+    /// that together they send evenly rather than in bursts.
+    fn new(rate: f64, arrivals: Arrivals, index: usize, senders: usize, seed: u64) -> Self {
+        let stagger = Duration::from_secs_f64(index as f64 / (rate * senders as f64));
+        let mut pacer = Pacer { rate, arrivals, next: Instant::now() + stagger, rng: SmallRng::seed_from_u64(seed) };
+        if arrivals == Arrivals::Poisson {
+            pacer.next = Instant::now() + pacer.gap(1);
+        }
+        pacer
+    }
+
+    fn gap(&mut self, events: usize) -> Duration {
+        let mean = events as f64 / self.rate;
+        match self.arrivals {
+            Arrivals::Uniform => Duration::from_secs_f64(mean),
+            Arrivals::Poisson => {
+                let exponential: f64 = rand_distr::Exp1.sample(&mut self.rng);
+                let gap = mean * exponential;
+                Duration::from_secs_f64(gap.min(3600.0))
+            }
+        }
+    }
+
+    /// Waits for this request's turn and schedules the next one.
+    async fn wait(&mut self, events: usize) {
+        tokio::time::sleep_until(self.next.into()).await;
+        let gap = self.gap(events);
+        self.next += gap;
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -221,6 +272,7 @@ pub async fn run(client: Arc<EventClient>, args: BenchArgs) -> anyhow::Result<()
     let deadline = started + if args.events.is_some() { Duration::from_secs(3600) } else { duration };
     let progress = progress_bar(&args, acked.clone(), started, duration);
     let per_sender_rate = (args.rate > 0).then(|| args.rate as f64 / args.concurrency as f64);
+    let (arrivals, concurrency) = (args.arrivals, args.concurrency);
     let histograms = (0..args.concurrency).map(|_| Histogram::<u64>::new(3)).collect::<Result<Vec<_>, _>>()?;
     let senders: Vec<_> = histograms
         .into_iter()
@@ -243,12 +295,12 @@ pub async fn run(client: Arc<EventClient>, args: BenchArgs) -> anyhow::Result<()
                 (submitter.clone(), budget.clone(), acked.clone(), ack_lines.clone());
             tokio::spawn(async move {
                 let mut tally = Tally { latency_us, errors: BTreeMap::new(), not_processed: 0 };
-                let mut next_send = Instant::now();
+                let mut pacer =
+                    per_sender_rate.map(|rate| Pacer::new(rate, arrivals, i, concurrency, 1_000_003 * (i as u64 + 1)));
                 while Instant::now() < deadline {
                     let Some(request) = generator.next(&budget) else { break };
-                    if let Some(rate) = per_sender_rate {
-                        tokio::time::sleep_until(next_send.into()).await;
-                        next_send += Duration::from_secs_f64(request.events.len() as f64 / rate);
+                    if let Some(pacer) = &mut pacer {
+                        pacer.wait(request.events.len()).await;
                     }
                     let keys: Vec<Bytes> = request.events.iter().map(|e| e.key.clone()).collect();
                     let request_ack = request.ack();
@@ -386,7 +438,7 @@ fn report(
         "fsync_avg_us": if syncs > 0 { sync_micros as f64 / syncs as f64 } else { 0.0 },
         "config": {
             "event_size": args.event_size, "concurrency": args.concurrency, "batch_size": args.batch_size,
-            "keys": args.keys, "zipf": args.zipf, "rate": args.rate, "ack": ack,
+            "keys": args.keys, "zipf": args.zipf, "rate": args.rate, "ack": ack, "arrivals": format!("{:?}", args.arrivals).to_lowercase(),
             "partitions": args.partitions, "type": args.event_type,
         },
     });
