@@ -39,7 +39,15 @@ async fn level(client: &EventClient, key: &str, partition: u32, rate: u64, secon
                 attributes: Default::default(),
             })
             .collect();
-        client.submit(SubmitRequest { partition: Some(partition), events, producer: None, request_id: 0 }).await?;
+        client
+            .submit(SubmitRequest {
+                partition: Some(partition),
+                events,
+                producer: None,
+                request_id: 0,
+                ..Default::default()
+            })
+            .await?;
     }
     Ok(())
 }
@@ -125,6 +133,10 @@ async fn predicted_p99_is_within_30_percent_at_two_load_levels() -> anyhow::Resu
         node["curve"], node["prior_error"], node["learned_error"]
     );
 
+    // What the node reported, for a failure's post-mortem.
+    let reported: Vec<String> =
+        samples.iter().map(|s| format!("{:.2}:{:.1}", s.utilisation, s.processed_p99_ms)).collect();
+    println!("node {leader} samples (utilisation:p99 ms): {}", reported.join(" "));
     for (rate, from, to) in levels {
         let measured_window = window(samples, from, to);
         anyhow::ensure!(measured_window.len() >= 10, "only {} samples at {rate}/s", measured_window.len());
