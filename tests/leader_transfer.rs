@@ -80,6 +80,20 @@ async fn leadership_moves_where_the_table_says_and_no_event_is_lost() -> anyhow:
         old_log.lines().filter(|l| l.contains("transfer") || l.contains("leadership")).collect::<Vec<_>>().join("\n")
     );
 
+    // The old leader checkpointed its processors before handing over, so
+    // the new leader's processors started from that state: within this
+    // test's seconds no periodic checkpoint (every 30 s) is due.
+    assert!(old_log.contains("processor checkpoint committed before hand-over"), "no hand-over checkpoint");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let digest = loop {
+        match client.processor_digest(partition).await {
+            Ok(digest) if digest.offset > 0 => break digest,
+            other => anyhow::ensure!(Instant::now() < deadline, "no processors on the new leader: {other:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(digest.restored_from > 0, "the new leader replayed from offset 0: {digest:?}");
+
     let stored = client.read(partition, 0, 0, 100_000).await?.events;
     let payloads: Vec<String> = stored
         .iter()

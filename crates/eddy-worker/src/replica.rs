@@ -56,6 +56,9 @@ async fn follow_leadership(
         if (state == ServerState::Leader) != leading {
             let term = raft.metrics().borrow_watched().current_term;
             leading = !leading;
+            if leading {
+                caught_up_as_leader(partition, &raft).await;
+            }
             let started = leading.then(|| {
                 ProcessorRunner::start(RunnerContext {
                     partition,
@@ -80,6 +83,32 @@ async fn follow_leadership(
         if server.changed().await.is_err() {
             return;
         }
+    }
+}
+
+/// How long a new leader waits to apply what was committed before it.
+const CATCH_UP_AS_LEADER: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Waits until a new leader has applied its log up to its election entry:
+/// what the old leader committed last (a hand-over checkpoint of the
+/// processors, say) may not be applied here yet when leadership arrives,
+/// and the processors start from what is applied.
+async fn caught_up_as_leader(partition: PartitionId, raft: &PartitionRaft) {
+    let mut metrics = raft.metrics();
+    let target = metrics.borrow_watched().last_log_index.unwrap_or(0);
+    let applied = async {
+        loop {
+            let done = {
+                let m = metrics.borrow_watched();
+                m.state != ServerState::Leader || m.last_applied.as_ref().map_or(0, |id| id.index) >= target
+            };
+            if done || metrics.changed().await.is_err() {
+                return;
+            }
+        }
+    };
+    if tokio::time::timeout(CATCH_UP_AS_LEADER, applied).await.is_err() {
+        tracing::warn!(partition, target, "new leader not caught up after 5 s; starting its processors anyway");
     }
 }
 

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use eddy_core::{EventUid, PartitionId, StoredEvent};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use super::{Checkpoint, Processor, ProcessorFactory, ProcessorsConfig, digest, processors};
@@ -39,9 +39,14 @@ pub struct ProcessorStatus {
     pub restored_from: u64,
 }
 
+/// Asks the runner for a checkpoint now; answered with its offset once
+/// committed, or dropped if it could not be.
+type CheckpointAsk = oneshot::Sender<u64>;
+
 pub struct ProcessorRunner {
     processors: Arc<Mutex<Vec<Box<dyn Processor>>>>,
     status: watch::Receiver<ProcessorStatus>,
+    asks: mpsc::Sender<CheckpointAsk>,
     task: JoinHandle<()>,
 }
 
@@ -86,8 +91,9 @@ impl ProcessorRunner {
         }
         let processors = Arc::new(Mutex::new(fresh));
         let (status_tx, status) = watch::channel(ProcessorStatus { processed: from, restored_from: from });
-        let task = tokio::spawn(run(ctx, processors.clone(), status_tx, from));
-        ProcessorRunner { processors, status, task }
+        let (asks, asked) = mpsc::channel(4);
+        let task = tokio::spawn(run(ctx, processors.clone(), status_tx, asked, from));
+        ProcessorRunner { processors, status, asks, task }
     }
 
     pub fn status(&self) -> ProcessorStatus {
@@ -97,6 +103,14 @@ impl ProcessorRunner {
     /// Follows the processors' progress.
     pub fn progress(&self) -> watch::Receiver<ProcessorStatus> {
         self.status.clone()
+    }
+
+    /// Where to ask for a checkpoint now: before handing the partition's
+    /// leadership over, so that the next leader's processors start from
+    /// the current state instead of replaying up to a checkpoint interval
+    /// of events at their full cost.
+    pub fn checkpoint_asks(&self) -> mpsc::Sender<oneshot::Sender<u64>> {
+        self.asks.clone()
     }
 
     /// Asks processor `name`.
@@ -157,10 +171,12 @@ async fn run(
     mut ctx: RunnerContext,
     processors: Arc<Mutex<Vec<Box<dyn Processor>>>>,
     status: watch::Sender<ProcessorStatus>,
+    mut asks: mpsc::Receiver<CheckpointAsk>,
     mut next: u64,
 ) {
     let mut since_checkpoint = 0u64;
     let mut last_checkpoint = Instant::now();
+    let mut asked: Vec<CheckpointAsk> = Vec::new();
     loop {
         let view = ctx.view.borrow_and_update().clone();
         while next < view.next_offset {
@@ -191,19 +207,29 @@ async fn run(
         let due = since_checkpoint >= ctx.config.checkpoint_every_events
             || (since_checkpoint > 0
                 && last_checkpoint.elapsed() >= Duration::from_millis(ctx.config.checkpoint_every_ms));
-        if due {
-            propose_checkpoint(&ctx, &processors, next).await;
+        if due || !asked.is_empty() {
+            let committed = propose_checkpoint(&ctx, &processors, next).await;
             since_checkpoint = 0;
             last_checkpoint = Instant::now();
+            for ask in asked.drain(..) {
+                if committed {
+                    let _ = ask.send(next);
+                }
+            }
         }
         let wait = Duration::from_millis(ctx.config.checkpoint_every_ms.max(100));
-        match tokio::time::timeout(wait, ctx.view.changed()).await {
-            Ok(Err(_)) => return,
-            // Under load entries apply in quick succession; gathering them
-            // for a moment folds them as one chunk, with one hand-off to
-            // the blocking pool instead of one per entry.
-            Ok(Ok(())) => tokio::time::sleep(FOLD_GATHER).await,
-            Err(_) => {}
+        tokio::select! {
+            changed = ctx.view.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                // Under load entries apply in quick succession; gathering
+                // them for a moment folds them as one chunk, with one
+                // hand-off to the blocking pool instead of one per entry.
+                tokio::time::sleep(FOLD_GATHER).await;
+            }
+            Some(ask) = asks.recv() => asked.push(ask),
+            () = tokio::time::sleep(wait) => {}
         }
     }
 }
@@ -252,14 +278,26 @@ fn fold_slice(processors: &Mutex<Vec<Box<dyn Processor>>>, events: &[StoredEvent
     next
 }
 
-async fn propose_checkpoint(ctx: &RunnerContext, processors: &Arc<Mutex<Vec<Box<dyn Processor>>>>, offset: u64) {
+/// Proposes the processors' states at `offset`; answers whether the
+/// checkpoint committed.
+async fn propose_checkpoint(
+    ctx: &RunnerContext,
+    processors: &Arc<Mutex<Vec<Box<dyn Processor>>>>,
+    offset: u64,
+) -> bool {
     let states = match processors.lock() {
         Ok(processors) => processors.iter().map(|p| (p.name().to_owned(), p.checkpoint())).collect(),
-        Err(_) => return,
+        Err(_) => return false,
     };
     let checkpoint = Checkpoint { offset, states };
     match ctx.raft.client_write(PartitionCommand::Checkpoint(checkpoint)).await {
-        Ok(_) => tracing::debug!(partition = ctx.partition, offset, "processor checkpoint committed"),
-        Err(err) => tracing::debug!(partition = ctx.partition, error = %err, "processor checkpoint not committed"),
+        Ok(_) => {
+            tracing::debug!(partition = ctx.partition, offset, "processor checkpoint committed");
+            true
+        }
+        Err(err) => {
+            tracing::debug!(partition = ctx.partition, error = %err, "processor checkpoint not committed");
+            false
+        }
     }
 }
