@@ -331,14 +331,32 @@ impl ModelKeeper {
                 (*id, load)
             })
             .collect();
-        let curves =
-            self.nodes.iter().map(|(id, n)| (*id, LatencyCurve::from_fn(|u| n.latency.predict_p99_ms(u)))).collect();
+        let curves = self.nodes.iter().map(|(id, n)| (*id, self.planner_curve(n, &loads))).collect();
         let move_times = MoveTimes {
             copy_bytes_per_s: self.moves.copy_bytes_per_s(),
             replica_fixed_s: self.config.moves.fixed_s,
             leader_transfer_s: self.config.moves.leader_transfer_s,
         };
         PlannerInputs { loads, models: Models { curves, move_times } }
+    }
+
+    /// A node's p99 curve as the planner reads it: in terms of the
+    /// cluster's mean cost per event rather than of the events the node
+    /// serves now. A node's curve (prior and learned) is measured in the
+    /// service time of what it leads: unscaled, a node leading costly
+    /// partitions would look many times slower at any load than an idle
+    /// one, and the planner would pile the costly partitions onto the idle
+    /// node, to move them back a round later.
+    fn planner_curve(&self, node: &NodeEntry, loads: &BTreeMap<PartitionId, PartitionLoadView>) -> LatencyCurve {
+        let (rate, cost) =
+            loads.values().fold((0.0, 0.0), |(r, c), l| (r + l.events_per_s, c + l.events_per_s * l.cpu_ms_per_event));
+        let own = node.latency.prior().service_time_ms;
+        let scale = if rate > 0.0 && cost > 0.0 && own > 0.0 {
+            Queue::for_cores(node.capacity_cores, cost / rate).service_time_ms / own
+        } else {
+            1.0
+        };
+        LatencyCurve::from_fn(|u| node.latency.predict_p99_ms(u) * scale)
     }
 
     /// A node's latency model, for the planner and for tests.

@@ -98,3 +98,22 @@ fn the_history_is_bounded_and_clear_forgets() {
     assert_eq!(keeper.reports(), 0);
     assert!(keeper.trace().nodes.is_empty());
 }
+
+#[test]
+fn the_planner_compares_nodes_at_the_clusters_cost_per_event() {
+    // Node 1 leads a partition of 10 ms events, node 2 leads nothing: each
+    // node's own prior is in the service time of what it serves (10 ms
+    // against the 1 ms default). Read as they are, node 2 would look ten
+    // times faster at any load, and the planner would pile work onto it.
+    let mut keeper = ModelKeeper::new(KeeperConfig::default());
+    for second in 1..=30 {
+        keeper.observe(report(1, second, vec![led(0, 40, 10.0)], 0.4, 300.0));
+        keeper.observe(report(2, second, vec![], 0.0, 0.0));
+    }
+    let own = |node| keeper.latency(node).map_or(0.0, |l| l.predict_p99_ms(0.3));
+    assert!(own(1) > 5.0 * own(2), "the nodes' own curves differ: {} {}", own(1), own(2));
+    let inputs = keeper.planner_inputs();
+    let planned = |node| inputs.models.curves.get(&node).map_or(0.0, |c| c.p99_ms(0.3));
+    let (one, two) = (planned(1), planned(2));
+    assert!((one - two).abs() <= 0.05 * one, "equal nodes at equal load: {one} against {two}");
+}
