@@ -264,18 +264,57 @@ fn fold_slice(processors: &Mutex<Vec<Box<dyn Processor>>>, events: &[StoredEvent
     // A processor that panicked poisoned the lock: its partition's
     // processors stop folding (the log keeps every event).
     let Ok(mut processors) = processors.lock() else { return events.len() };
+    let mut clock = SliceClock::new(began);
     let mut next = start;
     while next < events.len() {
         for p in processors.iter_mut() {
             p.apply(&events[next]);
         }
         next += 1;
-        // The clock is a system call: look every few events.
-        if next.is_multiple_of(8) && thread_cpu_time().saturating_sub(began) >= FOLD_SLICE_CPU {
+        if clock.spent_after_event() >= FOLD_SLICE_CPU {
             break;
         }
     }
     next
+}
+
+/// Events folded between two looks at the CPU clock when events are cheap.
+const CHEAP_EVENTS_PER_LOOK: u32 = 8;
+
+/// An event costing at least this much is timed on its own.
+const COSTLY_EVENT_CPU: Duration = Duration::from_micros(100);
+
+/// When a fold slice looks at the CPU clock. The clock is a system call, so
+/// cheap events are timed a few at a time; but one look per few costly
+/// events would let a slice run several times its CPU allowance and hold
+/// the node's core from the other partitions meanwhile, so after a costly
+/// stretch every event is timed.
+struct SliceClock {
+    began: Duration,
+    last_look: Duration,
+    since_look: u32,
+    stride: u32,
+}
+
+impl SliceClock {
+    fn new(began: Duration) -> Self {
+        SliceClock { began, last_look: began, since_look: 0, stride: 1 }
+    }
+
+    /// Called after each event: the slice's CPU so far, or zero when this
+    /// event is not one to look after.
+    fn spent_after_event(&mut self) -> Duration {
+        self.since_look += 1;
+        if self.since_look < self.stride {
+            return Duration::ZERO;
+        }
+        let now = thread_cpu_time();
+        let per_event = now.saturating_sub(self.last_look) / self.since_look;
+        self.stride = if per_event >= COSTLY_EVENT_CPU { 1 } else { CHEAP_EVENTS_PER_LOOK };
+        self.last_look = now;
+        self.since_look = 0;
+        now.saturating_sub(self.began)
+    }
 }
 
 /// Proposes the processors' states at `offset`; answers whether the
@@ -299,5 +338,59 @@ async fn propose_checkpoint(
             tracing::debug!(partition = ctx.partition, error = %err, "processor checkpoint not committed");
             false
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use eddy_core::{Event, Hlc};
+
+    use super::*;
+    use crate::processors::synthetic::Synthetic;
+
+    fn events(event_type: &str, count: u64) -> Vec<StoredEvent> {
+        (0..count)
+            .map(|offset| StoredEvent {
+                partition: 0,
+                offset,
+                uid: EventUid::new(1, 0, offset),
+                hlc: Hlc::from_millis(offset),
+                event: Event { event_type: event_type.to_owned(), ..Event::default() },
+            })
+            .collect()
+    }
+
+    fn synthetic(costs_us: &[(&str, u64)]) -> Mutex<Vec<Box<dyn Processor>>> {
+        let costs: BTreeMap<String, u64> = costs_us.iter().map(|(t, c)| ((*t).to_owned(), *c)).collect();
+        Mutex::new(vec![Box::new(Synthetic::new(costs)) as Box<dyn Processor>])
+    }
+
+    #[test]
+    fn a_slice_of_costly_events_stops_once_its_cpu_is_spent() {
+        // 3 ms each against a 5 ms slice: the second event spends it.
+        let processors = synthetic(&[("heavy", 3_000)]);
+        let batch = events("heavy", 20);
+        assert_eq!(fold_slice(&processors, &batch, 0), 2);
+        assert_eq!(fold_slice(&processors, &batch, 2), 4);
+    }
+
+    #[test]
+    fn cheap_events_fold_in_one_slice() {
+        let processors = synthetic(&[("light", 0)]);
+        let batch = events("light", 1_000);
+        assert_eq!(fold_slice(&processors, &batch, 0), 1_000);
+    }
+
+    #[test]
+    fn a_costly_event_after_cheap_ones_ends_the_slice_at_once() {
+        let processors = synthetic(&[("light", 0), ("heavy", 6_000)]);
+        let mut batch = events("light", 100);
+        batch.extend(events("heavy", 20));
+        // The cheap stretch is timed every few events; the first costly
+        // event is timed within that stride, the next ones one by one.
+        let stopped = fold_slice(&processors, &batch, 0);
+        assert!((101..=100 + CHEAP_EVENTS_PER_LOOK as usize).contains(&stopped), "stopped at {stopped}");
     }
 }
