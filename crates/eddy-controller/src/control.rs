@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use eddy_core::{ClusterMap, ClusterSettings, LeaderReport, NodeId, PartitionId, PlacementMode};
+use eddy_core::{ClusterMap, ClusterSettings, GroupLead, LeaderReport, NodeId, PartitionId, PlacementMode};
 use eddy_placement::{InitialPlacer, Placer, Snapshot};
 use openraft::ServerState;
 use openraft::async_runtime::WatchReceiver;
@@ -18,9 +18,10 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
 use crate::ControllerRaft;
+use crate::executor::{Executor, GroupReport};
 use crate::liveness::{self, LivenessConfig, Silence};
 use crate::models::ModelsRequest;
-use crate::planning::{OpRecord, Round};
+use crate::planning::Round;
 use crate::types::Command;
 
 /// What the leader knows beyond the committed map.
@@ -45,8 +46,8 @@ pub struct Heard {
     pub node: NodeId,
     /// When the controller received it.
     pub at: Instant,
-    /// Partitions the node's groups lead, with their terms.
-    pub leading: Vec<(PartitionId, u64)>,
+    /// Groups the node leads, with their terms and voters.
+    pub leading: Vec<GroupLead>,
 }
 
 /// What the leader should do now.
@@ -118,10 +119,9 @@ struct LeaderTerm {
     eligible_changed: Instant,
     unmet: Vec<String>,
     last_plan: Option<Instant>,
-    /// Partitions whose planned operation was committed, until when they
-    /// are left alone.
-    in_flight: BTreeMap<PartitionId, Instant>,
-    recent: std::collections::VecDeque<crate::planning::OpRecord>,
+    /// The newest report of each partition's group, with its voters.
+    groups: BTreeMap<PartitionId, GroupReport>,
+    executor: Executor,
 }
 
 impl LeaderTerm {
@@ -135,19 +135,28 @@ impl LeaderTerm {
             eligible_changed: now,
             unmet: Vec::new(),
             last_plan: None,
-            in_flight: BTreeMap::new(),
-            recent: std::collections::VecDeque::new(),
+            groups: BTreeMap::new(),
+            executor: Executor::default(),
         }
     }
 
     fn hear(&mut self, heard: Heard) {
         let last = self.last_heard.entry(heard.node).or_insert(heard.at);
         *last = (*last).max(heard.at);
-        for (partition, term) in heard.leading {
+        for lead in heard.leading {
+            let (partition, term) = (lead.partition, lead.term);
             let report = LeaderReport { partition, node: heard.node, term };
             let known = self.leaders.entry(partition).or_insert(report);
             if term > known.term {
                 *known = report;
+            }
+            // Within a term the voters change too: the latest report counts.
+            let group = GroupReport { leader: heard.node, term, voters: lead.voters.into_iter().collect() };
+            match self.groups.get(&partition) {
+                Some(known) if known.term > term => {}
+                _ => {
+                    self.groups.insert(partition, group);
+                }
             }
         }
     }
@@ -263,35 +272,43 @@ impl ControlLoop {
         for command in decision.commands {
             self.propose(command).await;
         }
+        let undo = term.executor.observe(&map, &term.groups, obs.now_ms);
+        if !undo.is_empty() {
+            let command = Command::ApplyOperations { expected_epoch: map.table.epoch, operations: undo };
+            if let Err(why) = self.commit(command).await {
+                tracing::warn!(reason = %why, "cannot undo an overdue move; the planner will see the table as it is");
+            }
+        }
         let due = term.last_plan.is_none_or(|at| now - at >= self.config.plan_interval);
         if obs.workers_settled && !placing && due && map.placement.mode != PlacementMode::Off {
             term.last_plan = Some(now);
-            self.plan_round(term, &map, now).await;
+            self.plan_round(term, &map).await;
         }
     }
 
     /// One round of the planner with the live models: shown in `advise`,
     /// committed in `auto`.
-    async fn plan_round(&self, term: &mut LeaderTerm, map: &ClusterMap, now: Instant) {
+    async fn plan_round(&self, term: &mut LeaderTerm, map: &ClusterMap) {
         let (answer, inputs) = oneshot::channel();
         if self.models.try_send(ModelsRequest::PlannerInputs(answer)).is_err() {
             return;
         }
         let Ok(Ok(inputs)) = tokio::time::timeout(self.config.propose_timeout, inputs).await else { return };
-        term.in_flight.retain(|_, until| *until > now);
-        let in_flight = term.in_flight.keys().copied().collect();
+        let in_flight = term.executor.in_flight();
         let snapshot = eddy_placement::ClusterSnapshot::from_map(map, &inputs.loads, in_flight);
         let policy = map.placement.policy.clone();
         // Pure CPU work: off the runtime, whose threads carry the node's
         // event path too.
         let started = Instant::now();
-        let planned = tokio::task::spawn_blocking(move || eddy_placement::plan(&snapshot, &inputs.models, &policy));
+        let models = inputs.models.clone();
+        let planned = tokio::task::spawn_blocking(move || eddy_placement::plan(&snapshot, &models, &policy));
         let Ok(plan) = planned.await else { return };
         let plan_us = started.elapsed().as_micros() as u64;
         tracing::debug!(plan_us, operations = plan.operations.len(), "planner called");
         let mode = map.placement.mode;
         let at_ms = wall_clock_ms();
-        let mut round = Round { at_ms, mode, plan, committed_epoch: None, refused: None, recent: Vec::new() };
+        let mut round =
+            Round { at_ms, mode, plan, committed_epoch: None, refused: None, deferred: Vec::new(), recent: Vec::new() };
         if !round.plan.is_empty() {
             tracing::info!(
                 mode = mode.as_str(),
@@ -303,25 +320,29 @@ impl ControlLoop {
             );
         }
         if mode == PlacementMode::Auto && !round.plan.is_empty() {
-            let operations = crate::planning::table_operations(map, &round.plan);
-            let command = Command::ApplyOperations { expected_epoch: map.table.epoch, operations };
-            match self.commit(command).await {
-                Ok(epoch) => {
-                    for op in &round.plan.operations {
-                        let until = now + crate::planning::settle_time(&op.change);
-                        term.in_flight.insert(op.change.partition(), until);
-                        let record = OpRecord { at_ms, epoch, change: op.change, reason: op.reason.clone() };
-                        term.recent.push_back(record);
+            let admission = term.executor.admit(map, &round.plan.operations, map.placement.policy.max_copies_per_node);
+            round.deferred = admission.deferred;
+            let admitted = eddy_placement::Plan { operations: admission.admitted, ..Default::default() };
+            let operations = crate::planning::table_operations(map, &admitted);
+            let mut after = map.clone();
+            let command = Command::ApplyOperations { expected_epoch: map.table.epoch, operations: operations.clone() };
+            match after.apply_operations(&operations) {
+                Err(err) => round.refused = Some(err.to_string()),
+                Ok(_) if operations.is_empty() => {}
+                Ok(_) => match self.commit(command).await {
+                    Ok(epoch) => {
+                        let timeout = |change: &eddy_placement::Move| {
+                            let size = inputs.loads.get(&change.partition()).map_or(0, |l| l.size_bytes);
+                            crate::executor::timeout_ms(change, size, &inputs.models.move_times)
+                        };
+                        term.executor.start(&after, &admitted.operations, epoch, at_ms, timeout);
+                        round.committed_epoch = Some(epoch);
                     }
-                    while term.recent.len() > crate::planning::RECENT_OPERATIONS {
-                        term.recent.pop_front();
-                    }
-                    round.committed_epoch = Some(epoch);
-                }
-                Err(why) => round.refused = Some(why),
+                    Err(why) => round.refused = Some(why),
+                },
             }
         }
-        round.recent = term.recent.iter().cloned().collect();
+        round.recent = term.executor.records();
         self.rounds.send_replace(Some(Arc::new(round)));
     }
 

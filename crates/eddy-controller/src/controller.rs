@@ -352,7 +352,7 @@ impl Controller {
         &self,
         node: NodeId,
         cluster_id: &str,
-        leading: Vec<(eddy_core::PartitionId, u64)>,
+        leading: Vec<eddy_core::GroupLead>,
     ) -> Result<HeartbeatAnswer, ControllerError> {
         self.ensure_leader()?;
         self.check_cluster(node, cluster_id)?;

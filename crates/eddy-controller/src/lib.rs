@@ -5,12 +5,15 @@
 pub mod control;
 mod controller;
 mod error;
+pub mod executor;
 pub mod liveness;
 pub mod models;
 mod operator;
 pub mod planning;
 pub mod sm;
 pub mod state;
+#[cfg(test)]
+mod test_maps;
 pub mod types;
 
 pub use controller::{Controller, ControllerConfig, ControllerRaft, ControllerStatus, HeartbeatAnswer, LogPositions};

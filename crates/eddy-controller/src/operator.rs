@@ -59,36 +59,16 @@ pub fn transfer_leader(
 
 #[cfg(test)]
 mod tests {
-    use eddy_core::{ClusterSettings, NodeSpec, NodeState, PartitionTable, Role};
+    use eddy_core::NodeState;
 
     use super::*;
 
     fn map() -> ClusterMap {
-        let nodes = (1..=4u64)
-            .map(|id| {
-                let spec = NodeSpec {
-                    id,
-                    addr: format!("127.0.0.1:{}", 7000 + id),
-                    zone: "z".into(),
-                    capacity_cores: 1.0,
-                    price_per_hour: 0.0,
-                    roles: vec![Role::Worker],
-                };
-                let state = if id == 4 { NodeState::Down } else { NodeState::Up };
-                (id, NodeRecord { spec, state, state_since_ms: 0 })
-            })
-            .collect();
-        let mut table = PartitionTable::unassigned(1);
-        table.partitions[0].replicas = vec![1, 2];
-        table.partitions[0].leader = Some(1);
-        ClusterMap {
-            cluster_id: Some("c".into()),
-            settings: Some(ClusterSettings { partition_count: 1, replication_factor: 2 }),
-            nodes,
-            nodes_version: 4,
-            table,
-            placement: Default::default(),
-        }
+        let nodes = [(1, NodeState::Up), (2, NodeState::Up), (3, NodeState::Up), (4, NodeState::Down)];
+        let mut map = crate::test_maps::cluster(&nodes, 1, 2);
+        map.table.partitions[0].replicas = vec![1, 2];
+        map.table.partitions[0].leader = Some(1);
+        map
     }
 
     #[test]

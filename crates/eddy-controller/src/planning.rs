@@ -1,33 +1,15 @@
 //! The planner's rounds on the controller leader: what a plan becomes in
-//! the partition table, how long its partitions count as in flight, and
-//! the record of the latest round that `eddyctl plan --last` shows.
+//! the partition table, and the record of the latest round that `eddyctl
+//! plan --last` and `eddyctl ops` show.
 //! Pure functions; the control loop does the I/O.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use eddy_core::{ClusterMap, NodeId, Operation, PartitionId, PlacementMode};
 use eddy_placement::{Move, Plan};
 use serde::Serialize;
 
-/// How long a partition counts as in flight after a leader transfer.
-const TRANSFER_SETTLE: Duration = Duration::from_secs(10);
-/// ... and after a replica is added or moved (the copy, then the change).
-const COPY_SETTLE: Duration = Duration::from_secs(60);
-
-/// Committed operations kept for `eddyctl ops`.
-pub const RECENT_OPERATIONS: usize = 100;
-
-/// An operation the planner committed.
-#[derive(Debug, Clone, Serialize)]
-pub struct OpRecord {
-    pub at_ms: u64,
-    /// Table epoch of the commit.
-    pub epoch: u64,
-    #[serde(flatten)]
-    pub change: Move,
-    pub reason: String,
-}
+use crate::executor::OpRecord;
 
 /// The latest round of the planner on this leader.
 #[derive(Debug, Clone, Serialize)]
@@ -39,8 +21,11 @@ pub struct Round {
     pub committed_epoch: Option<u64>,
     /// In `auto`: why the operations were not committed.
     pub refused: Option<String>,
-    /// Operations this leader committed, oldest first (at most
-    /// [`RECENT_OPERATIONS`]).
+    /// In `auto`: partitions whose moves wait for a node with
+    /// `max_copies_per_node` copies under way.
+    pub deferred: Vec<PartitionId>,
+    /// Operations this leader committed, finished ones (oldest first, at
+    /// most [`crate::executor::FINISHED_KEPT`]) then those in flight.
     pub recent: Vec<OpRecord>,
 }
 
@@ -64,52 +49,15 @@ pub fn table_operations(map: &ClusterMap, plan: &Plan) -> Vec<Operation> {
     out
 }
 
-/// How long after its commit a move's partition is left alone.
-pub fn settle_time(change: &Move) -> Duration {
-    match change {
-        Move::TransferLeader { .. } | Move::RemoveReplica { .. } => TRANSFER_SETTLE,
-        Move::AddReplica { .. } | Move::MoveReplica { .. } => COPY_SETTLE,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
 
-    use eddy_core::{ClusterSettings, NodeRecord, NodeSpec, NodeState, PartitionTable, Role};
+    use eddy_core::NodeState;
     use eddy_placement::{ClusterSnapshot, Models, PartitionLoadView, Policy, plan};
 
     use super::*;
-
-    fn map() -> ClusterMap {
-        let nodes = (1..=4u64)
-            .map(|id| {
-                let spec = NodeSpec {
-                    id,
-                    addr: format!("127.0.0.1:{}", 7000 + id),
-                    zone: format!("z{id}"),
-                    capacity_cores: 1.0,
-                    price_per_hour: 1.0,
-                    roles: vec![Role::Worker],
-                };
-                (id, NodeRecord { spec, state: NodeState::Up, state_since_ms: 0 })
-            })
-            .collect();
-        let mut table = PartitionTable::unassigned(6);
-        for p in &mut table.partitions {
-            p.replicas = vec![1, 2, 3];
-            p.leader = Some(1);
-            p.leader_term = 3;
-        }
-        ClusterMap {
-            cluster_id: Some("c".into()),
-            settings: Some(ClusterSettings { partition_count: 6, replication_factor: 3 }),
-            nodes,
-            nodes_version: 4,
-            table,
-            placement: Default::default(),
-        }
-    }
+    use crate::test_maps::three_of_four as map;
 
     #[test]
     fn the_table_ends_where_the_plan_does() {

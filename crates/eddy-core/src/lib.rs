@@ -11,7 +11,7 @@ pub mod policy;
 pub mod settings;
 
 pub use event::{Event, EventUid, Hlc, StoredEvent, partition_for_key};
-pub use map::{ClusterMap, LeaderReport, PartitionAssignment, PartitionTable};
+pub use map::{ClusterMap, GroupLead, LeaderReport, PartitionAssignment, PartitionTable};
 pub use node::{NodeId, NodeRecord, NodeSpec, NodeState, ParseError, Role};
 pub use ops::{Operation, Plan};
 pub use policy::{PlacementMode, PlacementSettings, Policy, PolicyName};

@@ -50,6 +50,15 @@ pub struct LeaderReport {
     pub term: u64,
 }
 
+/// A node saying it leads a partition's Raft group in a term, with the
+/// group's committed voters: how the controller sees a move complete.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupLead {
+    pub partition: PartitionId,
+    pub term: u64,
+    pub voters: Vec<NodeId>,
+}
+
 /// Why a batch of operations was refused. Nothing of a refused batch is applied.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum OperationError {

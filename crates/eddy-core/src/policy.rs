@@ -57,6 +57,8 @@ pub struct Policy {
     pub min_gain: f64,
     /// Operations per round, counting partitions with one in flight.
     pub max_operations_per_round: usize,
+    /// Replica copies a node may send or receive at a time; more wait.
+    pub max_copies_per_node: usize,
     /// CPU a follower spends per event, as a share of the leader's.
     pub follower_cpu_share: f64,
     /// Drain nodes that are not needed (otherwise they are only advised).
@@ -76,6 +78,7 @@ impl Default for Policy {
             move_weight_per_s: 0.0005,
             min_gain: 0.005,
             max_operations_per_round: 16,
+            max_copies_per_node: 2,
             follower_cpu_share: 0.05,
             allow_scale_in: false,
         }
@@ -112,6 +115,9 @@ impl Policy {
         }
         if self.max_operations_per_round == 0 {
             return Err("max_operations_per_round must be at least 1".into());
+        }
+        if self.max_copies_per_node == 0 {
+            return Err("max_copies_per_node must be at least 1".into());
         }
         Ok(())
     }

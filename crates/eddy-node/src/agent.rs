@@ -110,10 +110,10 @@ impl Agent {
         let leading = self
             .worker
             .as_ref()
-            .map(|w| w.leading())
+            .map(|w| w.leads())
             .unwrap_or_default()
             .into_iter()
-            .map(|(partition, term)| PartitionLeadership { partition, term })
+            .map(|lead| PartitionLeadership { partition: lead.partition, term: lead.term, voters: lead.voters })
             .collect();
         let request = HeartbeatRequest { node_id: self.spec.id, cluster_id: cluster_id.to_owned(), leading };
         let mut client = self.client(addr)?;

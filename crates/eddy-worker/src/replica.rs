@@ -114,7 +114,7 @@ async fn caught_up_as_leader(partition: PartitionId, raft: &PartitionRaft) {
 
 pub struct Replica {
     pub partition: PartitionId,
-    node_id: NodeId,
+    pub node_id: NodeId,
     /// How long a leader acts on its last quorum acknowledgement.
     lease: std::time::Duration,
     pub raft: PartitionRaft,

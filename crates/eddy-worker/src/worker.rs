@@ -2,7 +2,7 @@
 //! controller's table places here, creates partition groups the first time,
 //! and answers submits and reads for the partitions it leads.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 
@@ -134,6 +134,22 @@ impl Worker {
             .collect()
     }
 
+    /// The groups this node leads, with their committed voters, for the
+    /// heartbeat.
+    pub fn leads(&self) -> Vec<eddy_core::GroupLead> {
+        self.replicas()
+            .iter()
+            .filter_map(|r| match r.leadership() {
+                Leadership::Here { term } => Some(eddy_core::GroupLead {
+                    partition: r.partition,
+                    term,
+                    voters: crate::membership::committed_members(r).0,
+                }),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Opens replicas this node should hold and creates groups whose
     /// designated leader it is.
     async fn reconcile(&self, map: &ClusterMap) {
@@ -258,12 +274,25 @@ impl Worker {
             return;
         }
         if crate::membership::voters(replica) == wanted.keys().copied().collect() {
-            self.transfer_if_asked(assignment, replica, term);
+            let stray = crate::membership::stray_learners(replica, &wanted);
+            if stray.is_empty() {
+                self.transfer_if_asked(assignment, replica, term);
+                return;
+            }
+            let (replica, partition) = (replica.clone(), assignment.id);
+            self.one_at_a_time(partition, async move {
+                crate::membership::remove_learners(&replica, stray).await;
+            });
             return;
         }
         let (replica, partition) = (replica.clone(), assignment.id);
+        let next_leader = assignment.leader;
+        let table = self.map.clone();
+        let wanted_now = move || -> BTreeSet<NodeId> {
+            table.borrow().table.get(partition).map(|p| p.replicas.iter().copied().collect()).unwrap_or_default()
+        };
         self.one_at_a_time(partition, async move {
-            if let Err(err) = crate::membership::converge(&replica, wanted).await {
+            if let Err(err) = crate::membership::converge(&replica, wanted, next_leader, wanted_now).await {
                 tracing::warn!(partition, error = %err, "partition membership change did not complete; it will be tried again");
             }
         });
@@ -298,7 +327,7 @@ impl Worker {
         let (replica, partition) = (replica.clone(), assignment.id);
         self.one_at_a_time(partition, async move {
             tracing::info!(partition, to, "transferring partition leadership as the controller asked");
-            checkpoint_before_hand_over(&replica, partition).await;
+            crate::membership::checkpoint_before_hand_over(&replica, partition).await;
             if let Err(err) = replica.raft.trigger().transfer_leader(to).await {
                 tracing::warn!(partition, to, error = %err, "partition leadership transfer failed");
             }
@@ -381,27 +410,6 @@ impl Worker {
         for replica in self.replicas() {
             replica.shutdown().await;
         }
-    }
-}
-
-/// How long a hand-over waits for the processors' checkpoint.
-const HAND_OVER_CHECKPOINT_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
-
-/// Commits the processors' current state before the leadership goes: the
-/// next leader's processors then start from it rather than replaying the
-/// events since the last periodic checkpoint at their full cost, which
-/// for costly processors took seconds and showed as a latency spike after
-/// every planned transfer. Best effort: without it the next leader
-/// replays, as after a failover.
-async fn checkpoint_before_hand_over(replica: &Replica, partition: PartitionId) {
-    let Some(asks) = replica.with_runner(|r| r.checkpoint_asks()) else { return };
-    let (answer, offset) = tokio::sync::oneshot::channel();
-    if asks.send(answer).await.is_err() {
-        return;
-    }
-    match tokio::time::timeout(HAND_OVER_CHECKPOINT_WAIT, offset).await {
-        Ok(Ok(offset)) => tracing::info!(partition, offset, "processor checkpoint committed before hand-over"),
-        _ => tracing::info!(partition, "no processor checkpoint before hand-over; the next leader replays"),
     }
 }
 

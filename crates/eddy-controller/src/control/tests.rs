@@ -1,4 +1,4 @@
-use eddy_core::{LeaderReport, NodeRecord, NodeSpec, NodeState, PartitionTable, Role};
+use eddy_core::{LeaderReport, NodeState};
 
 use super::*;
 
@@ -6,27 +6,7 @@ const LIVENESS: LivenessConfig = LivenessConfig { suspect_after_ms: 1000, down_a
 const SETTINGS: ClusterSettings = ClusterSettings { partition_count: 4, replication_factor: 1 };
 
 fn map_with(nodes: &[(NodeId, NodeState)]) -> ClusterMap {
-    ClusterMap {
-        cluster_id: Some("c".into()),
-        settings: Some(SETTINGS),
-        nodes: nodes
-            .iter()
-            .map(|(id, state)| {
-                let spec = NodeSpec {
-                    id: *id,
-                    addr: format!("127.0.0.1:{}", 7000 + id),
-                    zone: "z".into(),
-                    capacity_cores: 1.0,
-                    price_per_hour: 0.0,
-                    roles: vec![Role::Worker],
-                };
-                (*id, NodeRecord { spec, state: *state, state_since_ms: 0 })
-            })
-            .collect(),
-        nodes_version: 1,
-        table: PartitionTable::unassigned(4),
-        placement: Default::default(),
-    }
+    crate::test_maps::cluster(nodes, SETTINGS.partition_count, SETTINGS.replication_factor)
 }
 
 fn observe<'a>(map: &'a ClusterMap, silence: &'a BTreeMap<NodeId, Silence>, settled: bool) -> Observations<'a> {

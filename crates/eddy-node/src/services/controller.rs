@@ -241,7 +241,11 @@ impl ControllerService for ControllerApi {
     async fn heartbeat(&self, request: Request<HeartbeatRequest>) -> Result<Response<HeartbeatResponse>, Status> {
         let controller = self.controller()?;
         let body = request.get_ref();
-        let leading = body.leading.iter().map(|l| (l.partition, l.term)).collect();
+        let leading = body
+            .leading
+            .iter()
+            .map(|l| eddy_core::GroupLead { partition: l.partition, term: l.term, voters: l.voters.clone() })
+            .collect();
         match controller.heartbeat(body.node_id, &body.cluster_id, leading) {
             Ok(answer) => Ok(Response::new(HeartbeatResponse {
                 state: answer.state.map_or(NodeState::Unspecified, node_state_to_wire) as i32,

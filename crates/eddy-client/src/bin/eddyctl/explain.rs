@@ -72,65 +72,59 @@ pub async fn explain(client: &ClusterClient, partition: u32) -> anyhow::Result<(
 }
 
 /// The operations the control loop committed, newest first, each with its
-/// outcome as the partition's replicas report it.
+/// outcome as the controller's executor tracks it from the groups' reports.
 pub async fn ops(client: &ClusterClient, limit: usize, json: bool) -> anyhow::Result<()> {
     let Some(round) = client.last_plan().await.context("cannot read the planner's rounds")? else {
         println!("no planner round yet on this controller leader (mode off, or just elected)");
         return Ok(());
     };
-    let status = client.leader_status().await.context("cannot read the status")?;
-    let mut rows = Vec::new();
-    for op in round["recent"].as_array().into_iter().flatten().rev().take(limit) {
-        rows.push((op.clone(), outcome(client, &status, op).await));
-    }
+    let rows: Vec<Value> = round["recent"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .rev()
+        .take(limit)
+        .map(|op| {
+            let mut op = op.clone();
+            op["outcome"] = Value::from(outcome(&op["outcome"]));
+            op
+        })
+        .collect();
     if json {
-        let out: Vec<Value> = rows
-            .into_iter()
-            .map(|(mut op, outcome)| {
-                op["outcome"] = Value::from(outcome);
-                op
-            })
-            .collect();
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        println!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(());
     }
     if rows.is_empty() {
         println!("no operations committed by this controller leader (mode {})", round["mode"]);
     }
-    for (op, outcome) in rows {
-        println!("{} (epoch {}, at {} ms): {outcome}; {}", describe(&op), op["epoch"], op["at_ms"], op["reason"]);
+    if let Some(deferred) = round["deferred"].as_array().filter(|d| !d.is_empty()) {
+        println!("waiting for busy nodes (max_copies_per_node): partitions {}", Value::from(deferred.clone()));
+    }
+    for op in rows {
+        let took = match (op["finished_ms"].as_u64(), op["at_ms"].as_u64()) {
+            (Some(end), Some(start)) => format!(" after {} ms", end.saturating_sub(start)),
+            _ => String::new(),
+        };
+        println!(
+            "{} (epoch {}, at {} ms): {}{took}; {}",
+            describe(&op),
+            op["epoch"],
+            op["at_ms"],
+            op["outcome"].as_str().unwrap_or("?"),
+            op["reason"]
+        );
     }
     Ok(())
 }
 
-/// done, in progress, or why it cannot be told: asked of the replica the
-/// operation targets, since only the partition's group knows.
-async fn outcome(client: &ClusterClient, status: &eddy_client::view::StatusView, op: &Value) -> String {
-    let partition = op["partition"].as_u64().unwrap_or(0) as u32;
-    let target = op["to"].as_u64().or_else(|| op["node"].as_u64()).unwrap_or(0);
-    let Some(addr) = status.nodes.iter().find(|n| n.id == target).map(|n| n.addr.clone()) else {
-        return format!("unknown: node {target} is not registered");
-    };
-    let members = match client.members(&addr, partition).await {
-        Ok(members) => members,
-        Err(err) if op["kind"] == "remove_replica" && err.to_string().contains("holds no replica") => {
-            return "done".to_owned();
-        }
-        Err(err) => return format!("unknown: {err}"),
-    };
-    let from = op["from"].as_u64();
-    let done = match op["kind"].as_str() {
-        Some("transfer_leader") => members.leader,
-        Some("move_replica") => members.voters.contains(&target) && from.is_none_or(|f| !members.voters.contains(&f)),
-        Some("add_replica") => members.voters.contains(&target),
-        Some("remove_replica") => !members.voters.contains(&target),
-        _ => false,
-    };
-    if done {
-        "done".to_owned()
-    } else if members.learners.contains(&target) {
-        "in progress: catching up".to_owned()
-    } else {
-        "in progress".to_owned()
+/// The executor's outcome in words.
+fn outcome(outcome: &Value) -> &'static str {
+    match (outcome["state"].as_str(), outcome["undone"].as_bool()) {
+        (Some("in_flight"), _) => "in progress",
+        (Some("completed"), _) => "done",
+        (Some("timed_out"), Some(true)) => "timed out: undone, the table is back to the group's voters",
+        (Some("timed_out"), _) => "timed out",
+        (Some("superseded"), _) => "superseded by a later change of the table",
+        _ => "unknown",
     }
 }
