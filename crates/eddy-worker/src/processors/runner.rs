@@ -197,7 +197,7 @@ async fn run(
                 }
             };
             let count = events.len() as u64;
-            if fold(&ctx, &processors, events).await.is_err() {
+            if fold(&ctx, &processors, events, &status).await.is_err() {
                 return;
             }
             next = next.max(end);
@@ -236,11 +236,14 @@ async fn run(
 
 /// Folds `events` into the processors on the node's CPU pool, a slice at
 /// a time, and records what it cost and how long after submission each
-/// event was processed.
+/// event was processed. Progress is published after every slice: a client
+/// waiting for its event to be processed need not wait for the rest of
+/// the chunk, which for costly events is tens of milliseconds each.
 async fn fold(
     ctx: &RunnerContext,
     processors: &Arc<Mutex<Vec<Box<dyn Processor>>>>,
     events: Vec<StoredEvent>,
+    status: &watch::Sender<ProcessorStatus>,
 ) -> Result<(), PoolStopped> {
     let events = Arc::new(events);
     let mut start = 0;
@@ -252,6 +255,13 @@ async fn fold(
         crate::metrics::processed(ctx.partition, folded, cpu, now_ms);
         let latencies = folded.iter().map(|e| Duration::from_millis(now_ms.saturating_sub(e.hlc.physical_ms())));
         ctx.meter.processed(cpu, latencies);
+        if let Some(last) = folded.last() {
+            status.send_if_modified(|s| {
+                let moved = last.offset + 1 > s.processed;
+                s.processed = s.processed.max(last.offset + 1);
+                moved
+            });
+        }
         start = end;
     }
     Ok(())
