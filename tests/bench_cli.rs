@@ -2,7 +2,6 @@
 //! lists every acknowledged event, and `eddyctl tail --until-latest` reads
 //! exactly those events back.
 
-use std::collections::BTreeSet;
 use std::time::Duration;
 
 use eddy_testkit::{ClusterSpec, TestCluster, bins, healthy};
@@ -42,31 +41,9 @@ async fn bench_reports_and_its_ack_log_matches_what_tail_reads() -> anyhow::Resu
     assert!(p50 > 0 && p99 >= p50, "{summary}");
     assert!(summary["fsyncs_per_s"].as_f64().is_some_and(|f| f > 0.0), "{summary}");
 
-    // partition offset key uid, one line per acknowledged event.
-    let acked: BTreeSet<(u64, u64, String, String)> = std::fs::read_to_string(&ack_log)?
-        .lines()
-        .map(|line| {
-            let f: Vec<&str> = line.split(' ').collect();
-            (f[0].parse().unwrap_or(u64::MAX), f[1].parse().unwrap_or(u64::MAX), f[2].to_owned(), f[3].to_owned())
-        })
-        .collect();
+    let acked = eddy_testkit::acked_events(&ack_log)?;
     assert_eq!(acked.len(), 600);
-
-    let tail = cluster.eddyctl(1, &["tail", "--from", "earliest", "--until-latest", "--json"])?;
-    assert!(tail.status.success(), "{}", String::from_utf8_lossy(&tail.stderr));
-    let read: BTreeSet<(u64, u64, String, String)> = String::from_utf8(tail.stdout)?
-        .lines()
-        .map(|line| {
-            let e: serde_json::Value = serde_json::from_str(line).unwrap_or_default();
-            let text = |k: &str| e[k].as_str().unwrap_or_default().to_owned();
-            (
-                e["partition"].as_u64().unwrap_or(u64::MAX),
-                e["offset"].as_u64().unwrap_or(u64::MAX),
-                text("key"),
-                text("uid"),
-            )
-        })
-        .collect();
+    let read = cluster.stored_events(1)?;
     assert_eq!(read, acked, "tail reads exactly the acknowledged events");
     Ok(())
 }

@@ -9,25 +9,22 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use eddy_client::events::{EventClient, RetryPolicy};
 use eddy_proto::v1::{self, SubmitRequest};
-use eddy_testkit::{ClusterSpec, TestCluster, bins, healthy};
+use eddy_testkit::{ClusterSpec, TestCluster, bins, healthy, hot_spot};
 
 const SETTLE: Duration = Duration::from_secs(60);
 const HEAVY_US: u64 = 2000;
 
-/// Keys of `count` distinct partitions that `leader` leads.
-fn keys_led_by(client: &EventClient, leaders: &[Option<u64>], leader: u64, count: usize) -> Vec<(String, u32)> {
-    let mut found: Vec<(String, u32)> = Vec::new();
-    for i in 0..100_000 {
-        let key = format!("hot-{i}");
-        let partition = client.partition_for_key(key.as_bytes());
-        if leaders[partition as usize] == Some(leader) && found.iter().all(|(_, p)| *p != partition) {
-            found.push((key, partition));
-            if found.len() == count {
-                break;
-            }
-        }
-    }
-    found
+/// A key of each of `partitions`.
+fn keys_of(client: &EventClient, partitions: &[u32]) -> Vec<(String, u32)> {
+    partitions
+        .iter()
+        .filter_map(|p| {
+            (0..100_000)
+                .map(|i| format!("hot-{i}"))
+                .find(|key| client.partition_for_key(key.as_bytes()) == *p)
+                .map(|key| (key, *p))
+        })
+        .collect()
 }
 
 /// 50 expensive events a second on the key, in batches of 5, until
@@ -108,9 +105,9 @@ async fn skewed() -> anyhow::Result<Skewed> {
     let client = EventClient::connect(&cluster.endpoints(), Duration::from_secs(5), RetryPolicy::default()).await?;
     let status = cluster.client_of(1)?.leader_status().await?;
     let leaders: Vec<Option<u64>> = status.partitions.iter().map(|p| p.leader).collect();
-    let busiest = (1..=3u64).max_by_key(|n| leaders.iter().filter(|l| **l == Some(*n)).count()).unwrap_or(1);
-    let hot = keys_led_by(&client, &leaders, busiest, 3);
-    anyhow::ensure!(hot.len() == 3, "node {busiest} leads fewer than 3 partitions: {leaders:?}");
+    let (busiest, partitions) = hot_spot(&leaders, 3)?;
+    let hot = keys_of(&client, &partitions);
+    anyhow::ensure!(hot.len() == 3, "no keys found for partitions {partitions:?}");
     Ok(Skewed { cluster, client: std::sync::Arc::new(client), busiest, hot })
 }
 

@@ -7,6 +7,18 @@ use eddy_proto::v1::{NodeSpec, RegisterNodeRequest};
 use tonic::transport::Channel;
 
 /// A leader, exactly `up` nodes up, and every partition led.
+/// The node leading the most partitions and `count` of the partitions it
+/// leads (the lowest ids): the hot spot a test of skewed load puts its
+/// costly events on, as hash placement left it.
+pub fn hot_spot(leaders: &[Option<u64>], count: usize) -> anyhow::Result<(u64, Vec<u32>)> {
+    let led = |node: u64| (0u32..).zip(leaders).filter(move |(_, l)| **l == Some(node)).map(|(p, _)| p);
+    let busiest = leaders.iter().flatten().copied().max_by_key(|n| (led(*n).count(), std::cmp::Reverse(*n)));
+    let Some(busiest) = busiest else { anyhow::bail!("no partition has a leader: {leaders:?}") };
+    let hot: Vec<u32> = led(busiest).take(count).collect();
+    anyhow::ensure!(hot.len() == count, "node {busiest} leads fewer than {count} partitions: {leaders:?}");
+    Ok((busiest, hot))
+}
+
 pub fn healthy(status: &StatusView, up: usize) -> bool {
     status.leader.is_some()
         && status.nodes.iter().filter(|n| n.state == "up").count() == up

@@ -15,6 +15,8 @@ pub use process::{Bins, tied_command};
 
 pub mod checker;
 mod checks;
+mod events;
 pub mod workload;
 
-pub use checks::{controller_client, healthy, placement, re_registration};
+pub use checks::{controller_client, healthy, hot_spot, placement, re_registration};
+pub use events::{EventRef, acked_events};
