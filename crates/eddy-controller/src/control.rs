@@ -272,7 +272,10 @@ impl ControlLoop {
         for command in decision.commands {
             self.propose(command).await;
         }
-        let undo = term.executor.observe(&map, &term.groups, obs.now_ms);
+        // Only `auto` changes the table on its own; otherwise an overdue
+        // move is reported and left to the operator.
+        let may_undo = map.placement.mode == PlacementMode::Auto;
+        let undo = term.executor.observe(&map, &term.groups, obs.now_ms, may_undo);
         if !undo.is_empty() {
             let command = Command::ApplyOperations { expected_epoch: map.table.epoch, operations: undo };
             if let Err(why) = self.commit(command).await {

@@ -20,6 +20,10 @@ const TRANSFER_TIMEOUT_MS: u64 = 30_000;
 const COPY_TIMEOUT_FIXED_MS: u64 = 60_000;
 const COPY_TIMEOUT_FACTOR: f64 = 4.0;
 
+/// A change of the table this book did not start (one begun under an
+/// earlier controller leader, or an operator's move) is overdue after this.
+const ADOPTED_TIMEOUT_MS: u64 = 300_000;
+
 /// Finished operations kept for `eddyctl ops`.
 pub const FINISHED_KEPT: usize = 100;
 
@@ -64,6 +68,7 @@ pub struct OpRecord {
 /// The moves of one partition, committed together.
 #[derive(Debug, Clone)]
 struct Tracked {
+    /// Empty for an adopted change.
     records: Vec<OpRecord>,
     /// The partition's table entry right after the commit.
     target: PartitionAssignment,
@@ -197,14 +202,15 @@ impl Executor {
     }
 
     /// Settles the moves the groups' reports show done, superseded or
-    /// overdue. Answers the table operations that undo the overdue ones:
-    /// each such partition goes back to the voters and leader its group
-    /// reported, if it reported any.
+    /// overdue. With `may_undo`, answers the table operations that undo
+    /// the overdue ones: each such partition goes back to the voters and
+    /// leader its group reported, if it reported any.
     pub fn observe(
         &mut self,
         map: &ClusterMap,
         reports: &BTreeMap<PartitionId, GroupReport>,
         now_ms: u64,
+        may_undo: bool,
     ) -> Vec<Operation> {
         let mut undo = Vec::new();
         let partitions: Vec<PartitionId> = self.in_flight.keys().copied().collect();
@@ -219,7 +225,10 @@ impl Executor {
             let outcome = if report.is_some_and(|r| converged(&tracked.target, current, r)) {
                 OpOutcome::Completed
             } else if now_ms >= tracked.deadline_ms {
-                let back = report.map(|report| back_to_reported(current, report, map)).unwrap_or_default();
+                let back = report
+                    .filter(|_| may_undo)
+                    .map(|report| back_to_reported(current, report, map))
+                    .unwrap_or_default();
                 let undone = !back.is_empty();
                 undo.extend(back);
                 OpOutcome::TimedOut { undone }
@@ -228,15 +237,39 @@ impl Executor {
             };
             self.finish(partition, outcome, now_ms);
         }
+        self.adopt(map, reports, now_ms);
         undo
+    }
+
+    /// Books the partitions whose group reports other voters or another
+    /// leader than the table names and that no booked move explains: a
+    /// move begun under an earlier controller leader, or an operator's.
+    /// They are left out of planning until they converge, and undone if
+    /// they never do.
+    fn adopt(&mut self, map: &ClusterMap, reports: &BTreeMap<PartitionId, GroupReport>, now_ms: u64) {
+        for (partition, report) in reports {
+            let Some(current) = map.table.get(*partition) else { continue };
+            if current.replicas.is_empty()
+                || self.in_flight.contains_key(partition)
+                || converged(current, current, report)
+                // A newer leader the table has not taken in yet is the
+                // control loop's to record, not a move.
+                || report.term > current.leader_term
+            {
+                continue;
+            }
+            tracing::info!(partition, "following a change of the table begun elsewhere");
+            let deadline_ms = now_ms.saturating_add(ADOPTED_TIMEOUT_MS);
+            self.in_flight.insert(*partition, Tracked { records: Vec::new(), target: current.clone(), deadline_ms });
+        }
     }
 
     fn finish(&mut self, partition: PartitionId, outcome: OpOutcome, now_ms: u64) {
         let Some(tracked) = self.in_flight.remove(&partition) else { return };
         match outcome {
-            OpOutcome::Completed => tracing::info!(partition, "planned move completed"),
-            OpOutcome::TimedOut { undone } => tracing::warn!(partition, undone, "planned move timed out"),
-            _ => tracing::info!(partition, outcome = ?outcome, "planned move settled"),
+            OpOutcome::Completed => tracing::info!(partition, "partition move completed"),
+            OpOutcome::TimedOut { undone } => tracing::warn!(partition, undone, "partition move timed out"),
+            _ => tracing::info!(partition, outcome = ?outcome, "partition move settled"),
         }
         for mut record in tracked.records {
             record.outcome = outcome;

@@ -45,10 +45,10 @@ fn a_move_completes_when_its_group_reports_the_new_voters() {
     let mut map = map();
     commit(&mut executor, &mut map, &[moved(0)], 0);
     let mut reports = BTreeMap::from([(0, report(1, 3, &[1, 2, 3]))]);
-    assert!(executor.observe(&map, &reports, 10).is_empty());
+    assert!(executor.observe(&map, &reports, 10, true).is_empty());
     assert_eq!(executor.records()[0].outcome, OpOutcome::InFlight);
     reports.insert(0, report(1, 3, &[1, 2, 4]));
-    assert!(executor.observe(&map, &reports, 20).is_empty());
+    assert!(executor.observe(&map, &reports, 20, true).is_empty());
     assert!(executor.in_flight().is_empty());
     let record = &executor.records()[0];
     assert_eq!((record.outcome, record.finished_ms), (OpOutcome::Completed, Some(20)));
@@ -60,10 +60,10 @@ fn a_transfer_completes_when_the_new_leader_reports() {
     let mut map = map();
     commit(&mut executor, &mut map, &[planned(Move::TransferLeader { partition: 0, from: Some(1), to: 2 })], 0);
     let mut reports = BTreeMap::from([(0, report(1, 3, &[1, 2, 3]))]);
-    executor.observe(&map, &reports, 10);
+    executor.observe(&map, &reports, 10, true);
     assert_eq!(executor.in_flight(), [0].into());
     reports.insert(0, report(2, 4, &[1, 2, 3]));
-    executor.observe(&map, &reports, 20);
+    executor.observe(&map, &reports, 20, true);
     assert_eq!(executor.records()[0].outcome, OpOutcome::Completed);
 }
 
@@ -73,8 +73,8 @@ fn an_overdue_move_is_undone_back_to_the_groups_voters() {
     let mut map = map();
     commit(&mut executor, &mut map, &[moved(0)], 0);
     let reports = BTreeMap::from([(0, report(1, 3, &[1, 2, 3]))]);
-    assert!(executor.observe(&map, &reports, 999).is_empty());
-    let undo = executor.observe(&map, &reports, 1_000);
+    assert!(executor.observe(&map, &reports, 999, true).is_empty());
+    let undo = executor.observe(&map, &reports, 1_000, true);
     assert_eq!(executor.records()[0].outcome, OpOutcome::TimedOut { undone: true });
     map.apply_operations(&undo).expect("the undo fits the table");
     let mut replicas = map.table.partitions[0].replicas.clone();
@@ -88,7 +88,7 @@ fn an_overdue_move_without_a_report_is_left_to_the_table() {
     let mut executor = Executor::default();
     let mut map = map();
     commit(&mut executor, &mut map, &[moved(0)], 0);
-    assert!(executor.observe(&map, &BTreeMap::new(), 5_000).is_empty());
+    assert!(executor.observe(&map, &BTreeMap::new(), 5_000, true).is_empty());
     assert_eq!(executor.records()[0].outcome, OpOutcome::TimedOut { undone: false });
 }
 
@@ -99,7 +99,7 @@ fn a_move_the_table_left_behind_is_superseded() {
     commit(&mut executor, &mut map, &[moved(0)], 0);
     let drain = [Operation::RemoveReplica { partition: 0, node: 4, reason: "drain".into() }];
     map.apply_operations(&drain).expect("fits");
-    executor.observe(&map, &BTreeMap::new(), 10);
+    executor.observe(&map, &BTreeMap::new(), 10, true);
     assert_eq!(executor.records()[0].outcome, OpOutcome::Superseded);
 }
 
@@ -113,7 +113,7 @@ fn an_election_since_the_commit_does_not_keep_a_move_open() {
     // ...but the group elected node 2, and the table followed.
     let elected = [eddy_core::LeaderReport { partition: 0, node: 2, term: 4 }];
     assert!(map.observe_leaders(&elected));
-    executor.observe(&map, &BTreeMap::from([(0, report(2, 4, &[2, 3, 4]))]), 10);
+    executor.observe(&map, &BTreeMap::from([(0, report(2, 4, &[2, 3, 4]))]), 10, true);
     assert_eq!(executor.records()[0].outcome, OpOutcome::Completed);
 }
 
@@ -125,4 +125,55 @@ fn timeouts_grow_with_the_bytes_to_copy() {
     assert_eq!(timeout_ms(&copy, 1_000_000, &times), COPY_TIMEOUT_FIXED_MS + 8_000);
     let transfer = Move::TransferLeader { partition: 0, from: None, to: 2 };
     assert_eq!(timeout_ms(&transfer, u64::MAX, &times), TRANSFER_TIMEOUT_MS);
+}
+
+#[test]
+fn a_change_begun_elsewhere_is_followed_until_it_converges() {
+    // A new controller leader finds partition 0 moving from 3 to 4.
+    let mut map = map();
+    let begun = [
+        Operation::RemoveReplica { partition: 0, node: 3, reason: "earlier leader".into() },
+        Operation::AddReplica { partition: 0, node: 4, reason: "earlier leader".into() },
+    ];
+    map.apply_operations(&begun).expect("fits");
+    let mut executor = Executor::default();
+    let settled = BTreeMap::from([(1, report(1, 3, &[1, 2, 3]))]);
+    let mut reports = BTreeMap::from([(0, report(1, 3, &[1, 2, 3]))]);
+    reports.extend(settled);
+    executor.observe(&map, &reports, 0, true);
+    assert_eq!(executor.in_flight(), [0].into(), "only the unconverged partition is followed");
+    reports.insert(0, report(1, 3, &[1, 2, 4]));
+    executor.observe(&map, &reports, 10, true);
+    assert!(executor.in_flight().is_empty());
+    assert!(executor.records().is_empty(), "nothing this book committed");
+}
+
+#[test]
+fn a_newer_leader_the_table_has_not_taken_in_is_not_a_move() {
+    let map = map();
+    let mut executor = Executor::default();
+    executor.observe(&map, &BTreeMap::from([(0, report(2, 4, &[1, 2, 3]))]), 0, true);
+    assert!(executor.in_flight().is_empty());
+}
+
+#[test]
+fn a_change_begun_elsewhere_that_never_converges_is_undone() {
+    let mut map = map();
+    map.apply_operations(&[Operation::TransferLeader { partition: 0, to: 2, reason: "operator".into() }])
+        .expect("fits");
+    let mut executor = Executor::default();
+    let reports = BTreeMap::from([(0, report(1, 3, &[1, 2, 3]))]);
+    assert!(executor.observe(&map, &reports, 0, true).is_empty());
+    let undo = executor.observe(&map, &reports, ADOPTED_TIMEOUT_MS, true);
+    assert!(matches!(undo.as_slice(), [Operation::TransferLeader { to: 1, .. }]), "{undo:?}");
+}
+
+#[test]
+fn without_leave_to_undo_an_overdue_move_is_only_reported() {
+    let mut executor = Executor::default();
+    let mut map = map();
+    commit(&mut executor, &mut map, &[moved(0)], 0);
+    let reports = BTreeMap::from([(0, report(1, 3, &[1, 2, 3]))]);
+    assert!(executor.observe(&map, &reports, 1_000, false).is_empty());
+    assert_eq!(executor.records()[0].outcome, OpOutcome::TimedOut { undone: false });
 }
