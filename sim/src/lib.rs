@@ -1,0 +1,12 @@
+//! Eddy's simulator: runs the real placement planner and models
+//! (`eddy-placement`, `eddy-model`) against simulated nodes, workloads,
+//! failures and prices, for load tests and capacity planning. Pure crates
+//! only: no network, no storage, no async runtime.
+
+pub mod scenario;
+mod validate;
+
+pub use scenario::{Scenario, ScenarioError};
+
+#[cfg(test)]
+mod scenario_tests;
