@@ -5,6 +5,7 @@
 
 pub mod scenario;
 mod validate;
+pub mod workload;
 
 pub use scenario::{Scenario, ScenarioError};
 
