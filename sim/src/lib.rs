@@ -3,11 +3,16 @@
 //! failures and prices, for load tests and capacity planning. Pure crates
 //! only: no network, no storage, no async runtime.
 
+pub mod fast;
+mod histogram;
+pub mod report;
 pub mod scenario;
 mod validate;
 pub mod workload;
 
 pub use scenario::{Scenario, ScenarioError};
 
+#[cfg(test)]
+mod fast_tests;
 #[cfg(test)]
 mod scenario_tests;

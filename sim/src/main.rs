@@ -4,7 +4,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use eddy_core::PolicyName;
 use eddy_sim::Scenario;
+use eddy_sim::fast::Run;
 
 #[derive(Parser)]
 #[command(name = "eddy-sim", about = "Simulate an Eddy cluster: the real planner and models against a scenario")]
@@ -22,32 +24,93 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Simulate a scenario with the fast engine and print the summary.
+    Run {
+        scenario: PathBuf,
+        /// The summary as one JSON object on standard output.
+        #[arg(long)]
+        json: bool,
+        /// Also write the time series (one row a simulated minute) as CSV.
+        #[arg(long)]
+        series: Option<PathBuf>,
+    },
+    /// Run every policy on the same scenario and seed, side by side.
+    Compare {
+        scenario: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
-        Command::Check { scenario, json } => match Scenario::load(&scenario) {
-            Ok(scenario) => {
-                if json {
-                    match serde_json::to_string_pretty(&scenario) {
-                        Ok(text) => println!("{text}"),
-                        Err(err) => {
-                            eprintln!("eddy-sim: {err}");
-                            return ExitCode::FAILURE;
-                        }
-                    }
-                } else {
-                    print_summary(&scenario);
-                }
-                ExitCode::SUCCESS
-            }
-            Err(err) => {
-                eprintln!("eddy-sim: {err}");
-                ExitCode::from(2)
-            }
-        },
+    let result = match cli.command {
+        Command::Check { scenario, json } => check(&scenario, json),
+        Command::Run { scenario, json, series } => run(&scenario, json, series.as_deref()),
+        Command::Compare { scenario, json } => compare(&scenario, json),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("eddy-sim: {err:#}");
+            // A scenario that cannot be used is the caller's to fix.
+            if err.downcast_ref::<eddy_sim::ScenarioError>().is_some() { ExitCode::from(2) } else { ExitCode::FAILURE }
+        }
     }
+}
+
+fn check(path: &std::path::Path, json: bool) -> anyhow::Result<()> {
+    let scenario = Scenario::load(path)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&scenario)?);
+    } else {
+        print_summary(&scenario);
+    }
+    Ok(())
+}
+
+/// Runs the fast engine with a progress bar on standard error.
+fn simulate(scenario: &Scenario, label: &str) -> Run {
+    let bar = indicatif::ProgressBar::new(1000);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {percent}% {elapsed}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar.set_message(label.to_owned());
+    let run = eddy_sim::fast::run(scenario, |done| bar.set_position((done * 1000.0) as u64));
+    bar.finish_and_clear();
+    run
+}
+
+fn run(path: &std::path::Path, json: bool, series: Option<&std::path::Path>) -> anyhow::Result<()> {
+    let scenario = Scenario::load(path)?;
+    let run = simulate(&scenario, &scenario.name);
+    if let Some(series_path) = series {
+        std::fs::write(series_path, eddy_sim::report::series_csv(&run.series))
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", series_path.display()))?;
+    }
+    if json {
+        println!("{}", serde_json::to_string(&run.summary)?);
+    } else {
+        print!("{}", eddy_sim::report::summary_text(&run.summary));
+    }
+    Ok(())
+}
+
+fn compare(path: &std::path::Path, json: bool) -> anyhow::Result<()> {
+    let scenario = Scenario::load(path)?;
+    let mut summaries = Vec::new();
+    for name in PolicyName::ALL {
+        let mut variant = scenario.clone();
+        variant.placement.policy.name = name;
+        summaries.push(simulate(&variant, name.as_str()).summary);
+    }
+    if json {
+        println!("{}", serde_json::to_string(&summaries)?);
+    } else {
+        print!("{}", eddy_sim::report::comparison_text(&summaries));
+    }
+    Ok(())
 }
 
 fn print_summary(s: &Scenario) {

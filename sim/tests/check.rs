@@ -32,3 +32,41 @@ fn a_bad_scenario_is_refused_naming_the_field() -> anyhow::Result<()> {
     assert!(out.stdout.is_empty());
     Ok(())
 }
+
+/// The shipped skewed scenario, cut to two simulated minutes.
+fn short_skewed(dir: &std::path::Path) -> anyhow::Result<String> {
+    let good = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/skewed.toml"))?;
+    let path = dir.join("short.toml");
+    std::fs::write(&path, good.replace("duration_s = 3600", "duration_s = 120"))?;
+    Ok(path.display().to_string())
+}
+
+#[test]
+fn run_prints_one_json_summary_the_same_every_time() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let path = short_skewed(dir.path())?;
+    let series = dir.path().join("series.csv");
+    let first = eddy_sim(&["run", &path, "--json", "--series", &series.display().to_string()])?;
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    let again = eddy_sim(&["run", &path, "--json"])?;
+    assert_eq!(first.stdout, again.stdout, "the same seed gives the same output, byte for byte");
+    let summary: serde_json::Value = serde_json::from_slice(&first.stdout)?;
+    assert!(summary["p99_ms"].as_f64().is_some_and(|p| p > summary["p50_ms"].as_f64().unwrap_or(f64::MAX)));
+    assert!((summary["events"].as_f64().unwrap_or(0.0) - 7000.0 * 120.0).abs() < 1.0, "{summary}");
+    let csv = std::fs::read_to_string(&series)?;
+    assert_eq!(csv.lines().count(), 1 + 2, "a header and a row a simulated minute: {csv}");
+    assert!(csv.starts_with("t_s,events_per_s,p99_ms,price_per_hour,moves_in_flight,utilisation_node_1,"));
+    Ok(())
+}
+
+#[test]
+fn compare_runs_every_policy_on_the_same_seed() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let out = eddy_sim(&["compare", &short_skewed(dir.path())?, "--json"])?;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout)?;
+    let policies: Vec<&str> = rows.iter().filter_map(|r| r["policy"].as_str()).collect();
+    assert_eq!(policies, ["adaptive", "static", "count", "utilisation"]);
+    assert!(rows.iter().all(|r| r["seed"] == 7 && r["events"] == rows[0]["events"]));
+    Ok(())
+}
