@@ -30,11 +30,11 @@ const SERIES_EVERY_S: f64 = 60.0;
 
 /// One node as the engine runs it.
 #[derive(Debug, Clone)]
-struct SimNode {
-    id: NodeId,
-    cores: f64,
-    speed: f64,
-    price_per_hour: f64,
+pub(crate) struct SimNode {
+    pub(crate) id: NodeId,
+    pub(crate) cores: f64,
+    pub(crate) speed: f64,
+    pub(crate) price_per_hour: f64,
     zone: String,
     /// CPU seconds of work queued beyond capacity.
     backlog_cpu_s: f64,
@@ -56,7 +56,7 @@ pub struct Run {
 }
 
 /// Numbers the nodes 1.. in the order of the scenario's types.
-fn nodes(s: &Scenario) -> Vec<SimNode> {
+pub(crate) fn nodes(s: &Scenario) -> Vec<SimNode> {
     let mut nodes = Vec::new();
     for t in &s.node_types {
         for i in 0..t.count as usize {
@@ -75,7 +75,7 @@ fn nodes(s: &Scenario) -> Vec<SimNode> {
 
 /// The cluster as the initial placer leaves it; capacities count speed,
 /// so the planner sees every node in cores of the reference speed.
-fn initial_snapshot(s: &Scenario, nodes: &[SimNode]) -> ClusterSnapshot {
+pub(crate) fn initial_snapshot(s: &Scenario, nodes: &[SimNode]) -> ClusterSnapshot {
     let records = nodes
         .iter()
         .map(|n| {
@@ -415,7 +415,7 @@ impl<'a> Engine<'a> {
             } else {
                 1.0
             },
-            availability: if offered > 0.0 { answered / offered } else { 1.0 },
+            availability: if offered > 0.0 { (answered / offered).min(1.0) } else { 1.0 },
             cost: self.cost_money,
             moves: self.moves,
             bytes_moved: self.bytes_moved,

@@ -3,6 +3,7 @@
 //! failures and prices, for load tests and capacity planning. Pure crates
 //! only: no network, no storage, no async runtime.
 
+pub mod exact;
 pub mod fast;
 mod histogram;
 pub mod report;
@@ -12,6 +13,8 @@ pub mod workload;
 
 pub use scenario::{Scenario, ScenarioError};
 
+#[cfg(test)]
+mod exact_tests;
 #[cfg(test)]
 mod fast_tests;
 #[cfg(test)]

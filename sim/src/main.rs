@@ -33,6 +33,10 @@ enum Command {
         /// Also write the time series (one row a simulated minute) as CSV.
         #[arg(long)]
         series: Option<PathBuf>,
+        /// Event by event instead of time steps, to check the fast engine
+        /// (initial placement only: no planner, no failures).
+        #[arg(long)]
+        exact: bool,
     },
     /// Run every policy on the same scenario and seed, side by side.
     Compare {
@@ -46,7 +50,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Check { scenario, json } => check(&scenario, json),
-        Command::Run { scenario, json, series } => run(&scenario, json, series.as_deref()),
+        Command::Run { scenario, json, series, exact } => run(&scenario, json, series.as_deref(), exact),
         Command::Compare { scenario, json } => compare(&scenario, json),
     };
     match result {
@@ -69,22 +73,34 @@ fn check(path: &std::path::Path, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs the fast engine with a progress bar on standard error.
-fn simulate(scenario: &Scenario, label: &str) -> Run {
+fn progress_bar(label: &str) -> indicatif::ProgressBar {
     let bar = indicatif::ProgressBar::new(1000);
     bar.set_style(
         indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {percent}% {elapsed}")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     bar.set_message(label.to_owned());
+    bar
+}
+
+/// Runs the fast engine with a progress bar on standard error.
+fn simulate(scenario: &Scenario, label: &str) -> Run {
+    let bar = progress_bar(label);
     let run = eddy_sim::fast::run(scenario, |done| bar.set_position((done * 1000.0) as u64));
     bar.finish_and_clear();
     run
 }
 
-fn run(path: &std::path::Path, json: bool, series: Option<&std::path::Path>) -> anyhow::Result<()> {
+fn run(path: &std::path::Path, json: bool, series: Option<&std::path::Path>, exact: bool) -> anyhow::Result<()> {
     let scenario = Scenario::load(path)?;
-    let run = simulate(&scenario, &scenario.name);
+    let run = if exact {
+        let bar = progress_bar(&scenario.name);
+        let run = eddy_sim::exact::run(&scenario, |done| bar.set_position((done * 1000.0) as u64));
+        bar.finish_and_clear();
+        run?
+    } else {
+        simulate(&scenario, &scenario.name)
+    };
     if let Some(series_path) = series {
         std::fs::write(series_path, eddy_sim::report::series_csv(&run.series))
             .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", series_path.display()))?;
