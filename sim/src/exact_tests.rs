@@ -1,33 +1,8 @@
 use crate::scenario::Scenario;
 
-/// One node of `cores` cores, one partition without replicas, Poisson
-/// arrivals of exponential 1 ms events at utilisation `rho`.
+/// `cores` cores at utilisation `rho`.
 fn mmc(cores: u32, rho: f64, duration_s: u32) -> Scenario {
-    let rate = rho * f64::from(cores) * 1000.0;
-    let text = format!(
-        r#"
-name = "mmc"
-seed = 3
-duration_s = {duration_s}
-partitions = 1
-replication_factor = 1
-[[node_types]]
-name = "n"
-cores = {cores}
-price_per_hour = 1.0
-zones = ["a"]
-count = 1
-[workload]
-rate = {{ shape = "constant", events_per_s = {rate} }}
-[[workload.costs]]
-event_type = "default"
-share = 1
-cpu_ms = 1
-[placement]
-mode = "off"
-"#
-    );
-    Scenario::parse(&text, "mmc.toml").unwrap_or_else(|e| panic!("{e}"))
+    crate::test_scenarios::one_node(cores, rho * f64::from(cores) * 1000.0, duration_s, 3)
 }
 
 fn exact(s: &Scenario) -> crate::report::Summary {

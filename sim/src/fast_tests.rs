@@ -1,31 +1,8 @@
 use crate::scenario::Scenario;
 
-/// One node of one core, one partition without replicas, Poisson arrivals
-/// of exponential 1 ms events at `events_per_s`.
+/// One core at `events_per_s` for ten minutes.
 fn mm1(events_per_s: f64) -> Scenario {
-    let text = format!(
-        r#"
-name = "mm1"
-duration_s = 600
-partitions = 1
-replication_factor = 1
-[[node_types]]
-name = "n"
-cores = 1
-price_per_hour = 1.0
-zones = ["a"]
-count = 1
-[workload]
-rate = {{ shape = "constant", events_per_s = {events_per_s} }}
-[[workload.costs]]
-event_type = "default"
-share = 1
-cpu_ms = 1
-[placement]
-mode = "off"
-"#
-    );
-    Scenario::parse(&text, "mm1.toml").unwrap_or_else(|e| panic!("{e}"))
+    crate::test_scenarios::one_node(1, events_per_s, 600, 0)
 }
 
 fn skewed() -> Scenario {

@@ -19,3 +19,5 @@ mod exact_tests;
 mod fast_tests;
 #[cfg(test)]
 mod scenario_tests;
+#[cfg(test)]
+mod test_scenarios;
