@@ -154,14 +154,16 @@ impl Search<'_> {
             }
             let carried = p.load_of(p.leader == Some(node));
             let zones = state.zone_count(part, None, None);
+            // The zones the other replicas keep; a target keeps the spread
+            // if it brings back the zone the drained node leaves (this is
+            // zone_count with the target, without one count per candidate).
+            let kept: Vec<usize> = p.replicas.iter().filter(|r| **r != node).map(|r| state.nodes[*r].zone).collect();
+            let kept_zones = state.zone_count(part, Some(node), None);
+            let keeps_spread = |t: usize| kept_zones + usize::from(!kept.contains(&state.nodes[t].zone)) >= zones;
             let target = (0..state.nodes.len())
                 .filter(|t| {
                     let n = &state.nodes[*t];
-                    *t != node
-                        && n.is_up()
-                        && n.in_use()
-                        && !p.replicas.contains(t)
-                        && state.zone_count(part, Some(node), Some(*t)) >= zones
+                    *t != node && n.is_up() && n.in_use() && !p.replicas.contains(t) && keeps_spread(*t)
                 })
                 .map(|t| (utilisation(loads[t].plus(&carried).cores(), state.nodes[t].capacity_cores), t))
                 .min_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)))?;

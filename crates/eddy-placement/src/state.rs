@@ -198,16 +198,11 @@ impl State {
     /// Distinct zones of a partition's replicas, with `without` left out
     /// and `with` added.
     pub fn zone_count(&self, part: usize, without: Option<usize>, with: Option<usize>) -> usize {
-        let mut zones: Vec<usize> = self.parts[part]
-            .replicas
-            .iter()
-            .filter(|r| Some(**r) != without)
-            .chain(with.iter())
-            .map(|r| self.nodes[*r].zone)
-            .collect();
-        zones.sort_unstable();
-        zones.dedup();
-        zones.len()
+        // Called for every candidate of every search: counted in place,
+        // without allocating, over the few replicas of one partition.
+        let members = || self.parts[part].replicas.iter().copied().filter(move |r| Some(*r) != without).chain(with);
+        let zone = |r: usize| self.nodes[r].zone;
+        members().enumerate().filter(|(i, r)| !members().take(*i).any(|o| zone(o) == zone(*r))).count()
     }
 
     /// Applies a move to the working copy. The caller has checked it.
