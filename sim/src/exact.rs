@@ -11,7 +11,8 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Exp, LogNormal};
 
-use crate::fast::{Run, initial_snapshot, nodes};
+use crate::cluster::{initial_snapshot, nodes};
+use crate::fast::Run;
 use crate::histogram::Histogram;
 use crate::report::Summary;
 use crate::scenario::{CostDistribution, EventCost, Scenario};

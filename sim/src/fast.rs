@@ -11,34 +11,22 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use eddy_core::{
-    ClusterMap, ClusterSettings, NodeId, NodeRecord, NodeSpec, NodeState, PartitionId, PartitionTable, PlacementMode,
-    Role,
-};
+use eddy_core::{NodeId, NodeState, PartitionId, PlacementMode};
 use eddy_model::queueing::Queue;
-use eddy_placement::{ClusterSnapshot, InitialPlacer, Models, Move, MoveTimes, PartitionLoadView, Placer, Snapshot};
+use eddy_placement::{ClusterSnapshot, LatencyCurve, Models, Move, MoveTimes};
 
-use crate::histogram::{Histogram, quantile_grid};
+use crate::cluster::{SimNode, failures_at, initial_snapshot, nodes, noise};
+use crate::curves::Curves;
+use crate::histogram::Histogram;
 use crate::report::{SeriesPoint, Summary};
-use crate::scenario::{Failure, Scenario};
+use crate::scenario::Scenario;
+use crate::spread::{LogBytes, Spread, index_of};
 use crate::workload::{CostMix, KeySpace, cost_mix, rate_per_s};
 
 /// CPU a replica copy takes on each of the two nodes, in cores.
 const COPY_CORES: f64 = 0.1;
 /// How often a point of the time series is kept.
 const SERIES_EVERY_S: f64 = 60.0;
-
-/// One node as the engine runs it.
-#[derive(Debug, Clone)]
-pub(crate) struct SimNode {
-    pub(crate) id: NodeId,
-    pub(crate) cores: f64,
-    pub(crate) speed: f64,
-    pub(crate) price_per_hour: f64,
-    zone: String,
-    /// CPU seconds of work queued beyond capacity.
-    backlog_cpu_s: f64,
-}
 
 /// A move under way and when it completes.
 #[derive(Debug, Clone, Copy)]
@@ -55,103 +43,21 @@ pub struct Run {
     pub series: Vec<SeriesPoint>,
 }
 
-/// Numbers the nodes 1.. in the order of the scenario's types.
-pub(crate) fn nodes(s: &Scenario) -> Vec<SimNode> {
-    let mut nodes = Vec::new();
-    for t in &s.node_types {
-        for i in 0..t.count as usize {
-            nodes.push(SimNode {
-                id: nodes.len() as NodeId + 1,
-                cores: t.cores,
-                speed: t.speed,
-                price_per_hour: t.price_per_hour,
-                zone: t.zones[i % t.zones.len()].clone(),
-                backlog_cpu_s: 0.0,
-            });
-        }
-    }
-    nodes
-}
-
-/// The cluster as the initial placer leaves it; capacities count speed,
-/// so the planner sees every node in cores of the reference speed.
-pub(crate) fn initial_snapshot(s: &Scenario, nodes: &[SimNode]) -> ClusterSnapshot {
-    let records = nodes
-        .iter()
-        .map(|n| {
-            let spec = NodeSpec {
-                id: n.id,
-                addr: String::new(),
-                zone: n.zone.clone(),
-                capacity_cores: n.cores * n.speed,
-                price_per_hour: n.price_per_hour,
-                roles: vec![Role::Worker],
-            };
-            (n.id, NodeRecord { spec, state: NodeState::Up, state_since_ms: 0 })
-        })
-        .collect();
-    let mut map = ClusterMap {
-        cluster_id: Some(s.name.clone()),
-        settings: Some(ClusterSettings { partition_count: s.partitions, replication_factor: s.replication_factor }),
-        nodes: records,
-        nodes_version: 1,
-        table: PartitionTable::unassigned(s.partitions),
-        placement: Default::default(),
-    };
-    let placed = InitialPlacer.plan(&Snapshot { map: &map });
-    // The initial placer fits the table by construction.
-    let _ = map.apply_operations(&placed.operations);
-    ClusterSnapshot::from_map(&map, &BTreeMap::new(), BTreeSet::new())
-}
-
-/// Down nodes and speed factors at `t_s`.
-fn failures_at(s: &Scenario, nodes: &[SimNode], t_s: f64) -> (BTreeSet<NodeId>, BTreeMap<NodeId, f64>) {
-    let mut down = BTreeSet::new();
-    let mut slow = BTreeMap::new();
-    let during = |at: f64, length: f64| t_s >= at && t_s < at + length;
-    for failure in &s.failures {
-        match failure {
-            Failure::Crash { node, at_s, for_s } if during(*at_s, *for_s) => {
-                down.insert(*node);
-            }
-            Failure::ZoneLoss { zone, at_s, for_s } if during(*at_s, *for_s) => {
-                down.extend(nodes.iter().filter(|n| n.zone == *zone).map(|n| n.id));
-            }
-            Failure::Slow { node, factor, at_s, for_s } if during(*at_s, *for_s) => {
-                *slow.entry(*node).or_insert(1.0) *= factor;
-            }
-            Failure::RollingRestart { at_s, every_s, down_s } if t_s >= *at_s => {
-                let turn = ((t_s - at_s) / every_s).floor() as usize;
-                if turn < nodes.len() && t_s - at_s - turn as f64 * every_s < *down_s {
-                    down.insert(nodes[turn].id);
-                }
-            }
-            _ => {}
-        }
-    }
-    (down, slow)
-}
-
-/// A deterministic noise factor in [1 - amount, 1 + amount].
-fn noise(seed: u64, step: u64, partition: PartitionId, amount: f64) -> f64 {
-    let mut bytes = [0u8; 20];
-    bytes[..8].copy_from_slice(&seed.to_le_bytes());
-    bytes[8..16].copy_from_slice(&step.to_le_bytes());
-    bytes[16..].copy_from_slice(&partition.to_le_bytes());
-    let unit = (xxhash_rust::xxh3::xxh3_64(&bytes) >> 11) as f64 / (1u64 << 53) as f64;
-    1.0 + amount * (2.0 * unit - 1.0)
-}
-
 pub struct Engine<'a> {
     s: &'a Scenario,
     nodes: Vec<SimNode>,
     cluster: ClusterSnapshot,
     keys: KeySpace,
     cost: CostMix,
-    grid: Vec<(f64, f64)>,
+    /// Each partition's share of the events, and the hot set it is for.
+    shares: Vec<f64>,
+    shares_epoch: u64,
+    /// How the load falls on the nodes; `None` after anything it depends on changed.
+    spread: Option<Spread>,
+    down: BTreeSet<NodeId>,
     moving: Vec<Moving>,
     leaderless_since: BTreeMap<PartitionId, f64>,
-    bytes: Vec<f64>,
+    bytes: LogBytes,
     step: u64,
     latency: Histogram,
     unserved: f64,
@@ -163,44 +69,45 @@ pub struct Engine<'a> {
     planner_calls: u64,
     series: Vec<SeriesPoint>,
     window: Histogram,
-    curves: QuantileCache,
+    curves: Curves,
+    /// The planner's latency curve of each node.
+    models: Models,
 }
 
-/// Response-time quantiles on the grid, by queue and utilisation (in
-/// thousandths): inverting the tail for every node at every step would
-/// cost most of a run, and a run meets few distinct queues.
-type QuantileCache = BTreeMap<(u64, u64, u64, u32, u64), std::rc::Rc<Vec<f64>>>;
-
-/// Utilisation is read in steps of this.
-const UTILISATION_STEP: f64 = 1e-3;
-
-fn quantiles(cache: &mut QuantileCache, grid: &[(f64, f64)], queue: &Queue, rho: f64) -> std::rc::Rc<Vec<f64>> {
-    let level = (rho.clamp(0.0, 1.0) / UTILISATION_STEP).round();
-    let key = (
-        queue.service_time_ms.to_bits(),
-        queue.service_scv.to_bits(),
-        queue.arrival_scv.to_bits(),
-        queue.servers,
-        level as u64,
-    );
-    cache
-        .entry(key)
-        .or_insert_with(|| {
-            let rho = level * UTILISATION_STEP;
-            std::rc::Rc::new(grid.iter().map(|(q, _)| queue.response_quantile_ms(rho, *q)).collect())
+/// The models the planner gets: each node's queueing prior for its
+/// capacity and the workload's mean cost, tabulated once for the run (the
+/// planner would otherwise tabulate it on every call, which is most of a
+/// run's time).
+fn prior_models(s: &Scenario, cluster: &ClusterSnapshot, cpu_ms_per_event: f64) -> Models {
+    let curves = cluster
+        .nodes
+        .iter()
+        .map(|node| {
+            let queue = Queue::for_cores(node.capacity_cores.max(0.01), cpu_ms_per_event);
+            (node.id, LatencyCurve::from_fn(|u| queue.p99_ms(u)))
         })
-        .clone()
+        .collect();
+    let move_times = MoveTimes { copy_bytes_per_s: s.controller.copy_bytes_per_s, ..MoveTimes::default() };
+    Models { curves, move_times }
 }
 
 impl<'a> Engine<'a> {
     pub fn new(s: &'a Scenario) -> Self {
         let nodes = nodes(s);
         let cluster = initial_snapshot(s, &nodes);
+        let keys = KeySpace::new(&s.workload, s.partitions, s.seed);
+        let shares = keys.shares(&s.workload, 0.0);
+        let cost = cost_mix(&s.workload.costs);
+        let models = prior_models(s, &cluster, cost.mean_ms);
         Engine {
-            keys: KeySpace::new(&s.workload, s.partitions, s.seed),
-            cost: cost_mix(&s.workload.costs),
-            grid: quantile_grid(),
-            bytes: vec![0.0; s.partitions as usize],
+            models,
+            cost,
+            bytes: LogBytes::new(shares.clone(), s.controller.bytes_per_event),
+            shares_epoch: KeySpace::epoch(&s.workload, 0.0),
+            shares,
+            keys,
+            spread: None,
+            down: BTreeSet::new(),
             s,
             nodes,
             cluster,
@@ -216,7 +123,7 @@ impl<'a> Engine<'a> {
             planner_calls: 0,
             series: Vec::new(),
             window: Histogram::default(),
-            curves: QuantileCache::new(),
+            curves: Curves::default(),
         }
     }
 
@@ -229,6 +136,7 @@ impl<'a> Engine<'a> {
             let t_s = step as f64 * self.s.step_s;
             self.apply_failures(t_s);
             self.complete_moves(t_s);
+            self.follow_shares(t_s);
             if step % plan_every == plan_every - 1 && self.s.placement.mode != PlacementMode::Off {
                 self.plan(t_s);
             }
@@ -243,6 +151,9 @@ impl<'a> Engine<'a> {
 
     fn apply_failures(&mut self, t_s: f64) {
         let (down, _) = failures_at(self.s, &self.nodes, t_s);
+        if down == self.down && self.leaderless_since.is_empty() {
+            return;
+        }
         for node in &mut self.cluster.nodes {
             let is_down = down.contains(&node.id);
             if is_down && node.state == NodeState::Up {
@@ -251,69 +162,73 @@ impl<'a> Engine<'a> {
                 node.state = NodeState::Up;
             }
         }
-        let up: BTreeSet<NodeId> = self.cluster.nodes.iter().filter(|n| n.is_up()).map(|n| n.id).collect();
         for p in &mut self.cluster.partitions {
-            if p.leader.is_some_and(|l| up.contains(&l)) {
+            if p.leader.is_some_and(|l| !down.contains(&l)) {
                 self.leaderless_since.remove(&p.id);
                 continue;
             }
             let since = *self.leaderless_since.entry(p.id).or_insert(t_s);
             if t_s - since >= self.s.controller.election_s
-                && let Some(next) = p.replicas.iter().copied().filter(|r| up.contains(r)).min()
+                && let Some(next) = p.replicas.iter().copied().filter(|r| !down.contains(r)).min()
             {
                 p.leader = Some(next);
                 self.leaderless_since.remove(&p.id);
             }
         }
+        self.down = down;
+        self.spread = None;
     }
 
     fn complete_moves(&mut self, t_s: f64) {
+        if self.moving.iter().all(|m| m.done_at_s > t_s) {
+            return;
+        }
         let (done, still): (Vec<Moving>, Vec<Moving>) = self.moving.iter().partition(|m| m.done_at_s <= t_s);
         self.moving = still;
         for m in done {
             self.cluster.apply(&m.change);
         }
+        self.spread = None;
     }
 
-    fn loads(&self, t_s: f64) -> BTreeMap<PartitionId, PartitionLoadView> {
+    /// Takes the key shares of the hot set in force at `t_s`.
+    fn follow_shares(&mut self, t_s: f64) {
+        let epoch = KeySpace::epoch(&self.s.workload, t_s);
+        if epoch != self.shares_epoch {
+            self.shares = self.keys.shares(&self.s.workload, t_s);
+            self.bytes.set_shares(&self.shares);
+            self.shares_epoch = epoch;
+            self.spread = None;
+        }
+    }
+
+    /// The planner's snapshot: the cluster with each partition's load as
+    /// telemetry reports it, with noise.
+    fn snapshot(&self, t_s: f64) -> ClusterSnapshot {
         let rate = rate_per_s(&self.s.workload.rate, t_s);
         let noise_share = self.s.controller.telemetry_noise;
-        self.keys
-            .shares(&self.s.workload, t_s)
-            .iter()
-            .enumerate()
-            .map(|(p, share)| {
-                let id = p as PartitionId;
-                let view = PartitionLoadView {
-                    events_per_s: rate * share * noise(self.s.seed, self.step, id, noise_share),
-                    cpu_ms_per_event: self.cost.mean_ms * noise(self.s.seed ^ 1, self.step, id, noise_share),
-                    size_bytes: self.bytes[p] as u64,
-                };
-                (id, view)
-            })
-            .collect()
+        let mut snapshot = self.cluster.clone();
+        for p in &mut snapshot.partitions {
+            let share = self.shares.get(p.id as usize).copied().unwrap_or(0.0);
+            p.events_per_s = rate * share * noise(self.s.seed, self.step, p.id, noise_share);
+            p.cpu_ms_per_event = self.cost.mean_ms * noise(self.s.seed ^ 1, self.step, p.id, noise_share);
+            p.size_bytes = self.bytes.of(p.id) as u64;
+        }
+        snapshot.in_flight = self.moving.iter().map(|m| m.change.partition()).collect();
+        snapshot
     }
 
     fn plan(&mut self, t_s: f64) {
-        let mut snapshot = self.cluster.clone();
-        let loads = self.loads(t_s);
-        for p in &mut snapshot.partitions {
-            let load = loads.get(&p.id).copied().unwrap_or_default();
-            p.events_per_s = load.events_per_s;
-            p.cpu_ms_per_event = load.cpu_ms_per_event;
-            p.size_bytes = load.size_bytes;
-        }
-        snapshot.in_flight = self.moving.iter().map(|m| m.change.partition()).collect();
-        let times = MoveTimes { copy_bytes_per_s: self.s.controller.copy_bytes_per_s, ..MoveTimes::default() };
-        let models = Models { curves: BTreeMap::new(), move_times: times };
-        let plan = eddy_placement::plan(&snapshot, &models, &self.s.placement.policy);
+        let snapshot = self.snapshot(t_s);
+        let times = self.models.move_times;
+        let plan = eddy_placement::plan(&snapshot, &self.models, &self.s.placement.policy);
         self.planner_calls += 1;
         if self.s.placement.mode != PlacementMode::Auto {
             return;
         }
         for op in plan.operations {
             let change = op.change;
-            let size = self.bytes[change.partition() as usize];
+            let size = self.bytes.of(change.partition());
             let (duration_s, copies) = match change {
                 Move::TransferLeader { .. } | Move::RemoveReplica { .. } => (times.leader_transfer_s, false),
                 Move::AddReplica { .. } | Move::MoveReplica { .. } => (times.replica_move_s(size as u64), true),
@@ -326,63 +241,63 @@ impl<'a> Engine<'a> {
         }
     }
 
+    /// CPU of the copies under way, by node index.
+    fn copy_cores(&self) -> Vec<f64> {
+        let mut cores = vec![0.0; self.nodes.len()];
+        for m in self.moving.iter().filter(|m| m.copies) {
+            if let Move::AddReplica { node, .. } | Move::MoveReplica { to: node, .. } = m.change
+                && let Some(i) = index_of(node, cores.len())
+            {
+                cores[i] += COPY_CORES;
+            }
+        }
+        cores
+    }
+
     /// Serves one step of events and records their response times.
     fn serve(&mut self, t_s: f64) {
         let dt = self.s.step_s;
         let rate = rate_per_s(&self.s.workload.rate, t_s);
-        let shares = self.keys.shares(&self.s.workload, t_s);
         let (_, slow) = failures_at(self.s, &self.nodes, t_s);
-        let follower_share = self.s.placement.policy.follower_cpu_share;
+        let spread = self.spread.take().unwrap_or_else(|| {
+            let follower_share = self.s.placement.policy.follower_cpu_share;
+            let n = self.nodes.len();
+            Spread::of(&self.cluster, &self.leaderless_since, &self.shares, self.cost.mean_ms, follower_share, n)
+        });
         self.offered += rate * dt;
-        let mut led: BTreeMap<NodeId, f64> = BTreeMap::new();
-        let mut cpu: BTreeMap<NodeId, f64> = BTreeMap::new();
-        for (p, share) in self.cluster.partitions.iter().zip(&shares) {
-            let events = rate * share;
-            self.bytes[p.id as usize] += events * dt * self.s.controller.bytes_per_event;
-            let Some(leader) = p.leader.filter(|_| !self.leaderless_since.contains_key(&p.id)) else {
-                self.unserved += events * dt;
-                continue;
-            };
-            *led.entry(leader).or_default() += events;
-            let cores = events * self.cost.mean_ms / 1000.0;
-            *cpu.entry(leader).or_default() += cores;
-            for r in p.replicas.iter().filter(|r| **r != leader) {
-                *cpu.entry(*r).or_default() += cores * follower_share;
-            }
-        }
-        for m in self.moving.iter().filter(|m| m.copies) {
-            if let Move::AddReplica { node, .. } | Move::MoveReplica { to: node, .. } = m.change {
-                *cpu.entry(node).or_default() += COPY_CORES;
-            }
-        }
+        self.unserved += rate * dt * spread.unserved_share;
+        self.bytes.add_events(rate * dt);
+        let copies = self.copy_cores();
         let mut in_use_price = 0.0;
         let mut utilisation = Vec::with_capacity(self.nodes.len());
-        for (node, view) in self.nodes.iter_mut().zip(&self.cluster.nodes) {
-            let in_use = self.cluster.partitions.iter().any(|p| p.replicas.contains(&node.id));
-            if in_use && view.state != NodeState::Down {
+        for (i, node) in self.nodes.iter_mut().enumerate() {
+            if spread.hosts[i] && !self.down.contains(&node.id) {
                 in_use_price += node.price_per_hour;
             }
             let speed = node.speed * slow.get(&node.id).copied().unwrap_or(1.0);
             let capacity = node.cores * speed;
-            let demand = cpu.get(&node.id).copied().unwrap_or(0.0);
+            let demand = rate * spread.cores_per_rate[i] + copies[i];
             node.backlog_cpu_s = (node.backlog_cpu_s + (demand - capacity) * dt).max(0.0);
             let rho = demand / capacity;
             utilisation.push(rho);
-            let events = led.get(&node.id).copied().unwrap_or(0.0) * dt;
+            let events = rate * spread.led_share[i] * dt;
             if events <= 0.0 {
                 continue;
             }
             let queue = Queue { service_scv: self.cost.scv, ..Queue::for_cores(node.cores, self.cost.mean_ms / speed) };
             let backlog_ms = node.backlog_cpu_s / capacity * 1000.0;
-            let curve = quantiles(&mut self.curves, &self.grid, &queue, rho);
-            for ((_, mass), ms) in self.grid.iter().zip(curve.iter()) {
-                self.latency.add(ms + backlog_ms, events * mass);
-                self.window.add(ms + backlog_ms, events * mass);
+            let (key, curve) = self.curves.curve(&queue, rho);
+            if backlog_ms > 0.0 {
+                self.curves.add_shifted(&curve, backlog_ms, events, &mut [&mut self.latency, &mut self.window]);
+            } else {
+                self.curves.defer(key, events);
             }
         }
+        self.spread = Some(spread);
         self.cost_money += in_use_price * dt / 3600.0;
         let next = t_s + dt;
         if (next / SERIES_EVERY_S).floor() > (t_s / SERIES_EVERY_S).floor() || next >= self.s.duration_s {
+            self.curves.flush(&mut [&mut self.latency, &mut self.window]);
             self.series.push(SeriesPoint {
                 t_s: next,
                 events_per_s: rate,
@@ -395,7 +310,8 @@ impl<'a> Engine<'a> {
         }
     }
 
-    fn finish(self) -> Run {
+    fn finish(mut self) -> Run {
+        self.curves.flush(&mut [&mut self.latency]);
         let served = self.latency.total();
         let offered = self.offered;
         let timeout_ms = self.s.controller.timeout_ms;

@@ -3,11 +3,15 @@
 //! failures and prices, for load tests and capacity planning. Pure crates
 //! only: no network, no storage, no async runtime.
 
+mod cluster;
+mod curves;
 pub mod exact;
 pub mod fast;
 mod histogram;
+pub mod plan;
 pub mod report;
 pub mod scenario;
+mod spread;
 mod validate;
 pub mod workload;
 

@@ -114,6 +114,12 @@ impl KeySpace {
         KeySpace { partitions, seed, partition_of, zipf_shares, hot_key }
     }
 
+    /// Which set of hot keys is in force at `t_s`: the shares change only
+    /// when this does.
+    pub fn epoch(workload: &Workload, t_s: f64) -> u64 {
+        workload.rotating_hot_set.as_ref().map_or(0, |hot| (t_s / hot.every_s).floor().max(0.0) as u64)
+    }
+
     /// Each partition's share of the events at `t_s`; the shares sum to 1.
     pub fn shares(&self, workload: &Workload, t_s: f64) -> Vec<f64> {
         let rotating = workload.rotating_hot_set.as_ref();
@@ -122,7 +128,7 @@ impl KeySpace {
         let mut shares: Vec<f64> = self.zipf_shares.iter().map(|s| s * base).collect();
         shares[self.partition_of_key(self.hot_key)] += workload.hot_key_share;
         if let Some(hot) = rotating {
-            let epoch = (t_s / hot.every_s).floor().max(0.0) as u64;
+            let epoch = Self::epoch(workload, t_s);
             let per_key = hot.share / hot.keys.max(1) as f64;
             for j in 0..hot.keys {
                 let key = draw(self.seed, epoch, j, self.partition_of.len() as u64);
