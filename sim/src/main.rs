@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 use eddy_core::PolicyName;
 use eddy_sim::Scenario;
 use eddy_sim::fast::Run;
+use eddy_sim::plan::Targets;
 
 #[derive(Parser)]
 #[command(name = "eddy-sim", about = "Simulate an Eddy cluster: the real planner and models against a scenario")]
@@ -44,6 +45,23 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Find the cheapest counts of the scenario's node types that meet the
+    /// targets under its workload and failures; print the frontier.
+    Plan {
+        scenario: PathBuf,
+        /// p99 response time over the whole run, in ms.
+        #[arg(long)]
+        slo_p99_ms: f64,
+        /// Share of the events answered within the timeout, such as 0.999.
+        #[arg(long)]
+        availability: f64,
+        /// Most nodes of each type to try.
+        #[arg(long, default_value_t = 12)]
+        max_count: u32,
+        /// The result as one JSON object on standard output.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -52,6 +70,9 @@ fn main() -> ExitCode {
         Command::Check { scenario, json } => check(&scenario, json),
         Command::Run { scenario, json, series, exact } => run(&scenario, json, series.as_deref(), exact),
         Command::Compare { scenario, json } => compare(&scenario, json),
+        Command::Plan { scenario, slo_p99_ms, availability, max_count, json } => {
+            plan(&scenario, Targets { slo_p99_ms, availability }, max_count, json)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -125,6 +146,26 @@ fn compare(path: &std::path::Path, json: bool) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string(&summaries)?);
     } else {
         print!("{}", eddy_sim::report::comparison_text(&summaries));
+    }
+    Ok(())
+}
+
+fn plan(path: &std::path::Path, targets: Targets, max_count: u32, json: bool) -> anyhow::Result<()> {
+    targets.validate().map_err(|message| anyhow::anyhow!(message))?;
+    let scenario = Scenario::load(path)?;
+    let bar = progress_bar("clusters");
+    let planned = eddy_sim::plan::search(&scenario, targets, max_count, |done, of| {
+        bar.set_length(of as u64);
+        bar.set_position(done as u64);
+    });
+    bar.finish_and_clear();
+    if json {
+        println!("{}", serde_json::to_string(&planned)?);
+    } else {
+        print!("{}", eddy_sim::plan::planned_text(&planned));
+    }
+    if planned.recommended.is_none() {
+        anyhow::bail!("no cluster of at most {max_count} nodes per type meets the targets");
     }
     Ok(())
 }
