@@ -102,10 +102,19 @@ pub(crate) fn failures_at(s: &Scenario, nodes: &[SimNode], t_s: f64) -> (BTreeSe
 
 /// A deterministic noise factor in [1 - amount, 1 + amount].
 pub(crate) fn noise(seed: u64, step: u64, partition: PartitionId, amount: f64) -> f64 {
+    1.0 + amount * (2.0 * unit(seed, step, partition) - 1.0)
+}
+
+/// A deterministic draw in [0, 1) for `(seed, step, partition)`.
+fn unit(seed: u64, step: u64, partition: PartitionId) -> f64 {
     let mut bytes = [0u8; 20];
     bytes[..8].copy_from_slice(&seed.to_le_bytes());
     bytes[8..16].copy_from_slice(&step.to_le_bytes());
     bytes[16..].copy_from_slice(&partition.to_le_bytes());
-    let unit = (xxhash_rust::xxh3::xxh3_64(&bytes) >> 11) as f64 / (1u64 << 53) as f64;
-    1.0 + amount * (2.0 * unit - 1.0)
+    (xxhash_rust::xxh3::xxh3_64(&bytes) >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// A deterministic draw in `0..n` for `(seed, partition, step)`.
+pub(crate) fn pick(seed: u64, partition: PartitionId, step: u64, n: usize) -> usize {
+    ((unit(seed ^ 2, step, partition) * n as f64) as usize).min(n.saturating_sub(1))
 }
