@@ -4,10 +4,12 @@
 //! only: no network, no storage, no async runtime.
 
 mod cluster;
+pub mod compare;
 mod curves;
 pub mod exact;
 pub mod fast;
 mod histogram;
+pub mod html;
 pub mod plan;
 pub mod report;
 pub mod scenario;

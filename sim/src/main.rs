@@ -4,7 +4,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use eddy_core::PolicyName;
 use eddy_sim::Scenario;
 use eddy_sim::fast::Run;
 use eddy_sim::plan::Targets;
@@ -34,6 +33,10 @@ enum Command {
         /// Also write the time series (one row a simulated minute) as CSV.
         #[arg(long)]
         series: Option<PathBuf>,
+        /// Write an HTML report with plots (index.html), the series and the
+        /// summary into this directory.
+        #[arg(long)]
+        report: Option<PathBuf>,
         /// Event by event instead of time steps, to check the fast engine
         /// (initial placement only: no planner, no failures).
         #[arg(long)]
@@ -68,7 +71,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Check { scenario, json } => check(&scenario, json),
-        Command::Run { scenario, json, series, exact } => run(&scenario, json, series.as_deref(), exact),
+        Command::Run { scenario, json, series, report, exact } => {
+            run(&scenario, json, series.as_deref(), report.as_deref(), exact)
+        }
         Command::Compare { scenario, json } => compare(&scenario, json),
         Command::Plan { scenario, slo_p99_ms, availability, max_count, json } => {
             plan(&scenario, Targets { slo_p99_ms, availability }, max_count, json)
@@ -78,8 +83,10 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("eddy-sim: {err:#}");
-            // A scenario that cannot be used is the caller's to fix.
-            if err.downcast_ref::<eddy_sim::ScenarioError>().is_some() { ExitCode::from(2) } else { ExitCode::FAILURE }
+            // A scenario or target that cannot be used is the caller's to fix.
+            let usage = err.downcast_ref::<eddy_sim::ScenarioError>().is_some()
+                || err.downcast_ref::<eddy_sim::plan::BadTarget>().is_some();
+            if usage { ExitCode::from(2) } else { ExitCode::FAILURE }
         }
     }
 }
@@ -112,7 +119,13 @@ fn simulate(scenario: &Scenario, label: &str) -> Run {
     run
 }
 
-fn run(path: &std::path::Path, json: bool, series: Option<&std::path::Path>, exact: bool) -> anyhow::Result<()> {
+fn run(
+    path: &std::path::Path,
+    json: bool,
+    series: Option<&std::path::Path>,
+    report: Option<&std::path::Path>,
+    exact: bool,
+) -> anyhow::Result<()> {
     let scenario = Scenario::load(path)?;
     let run = if exact {
         let bar = progress_bar(&scenario.name);
@@ -126,6 +139,11 @@ fn run(path: &std::path::Path, json: bool, series: Option<&std::path::Path>, exa
         std::fs::write(series_path, eddy_sim::report::series_csv(&run.series))
             .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", series_path.display()))?;
     }
+    if let Some(dir) = report {
+        eddy_sim::html::write_report(dir, &run.summary, &run.series)
+            .map_err(|e| anyhow::anyhow!("cannot write the report into {}: {e}", dir.display()))?;
+        eprintln!("report: {}", dir.join("index.html").display());
+    }
     if json {
         println!("{}", serde_json::to_string(&run.summary)?);
     } else {
@@ -136,12 +154,12 @@ fn run(path: &std::path::Path, json: bool, series: Option<&std::path::Path>, exa
 
 fn compare(path: &std::path::Path, json: bool) -> anyhow::Result<()> {
     let scenario = Scenario::load(path)?;
-    let mut summaries = Vec::new();
-    for name in PolicyName::ALL {
-        let mut variant = scenario.clone();
-        variant.placement.policy.name = name;
-        summaries.push(simulate(&variant, name.as_str()).summary);
-    }
+    let bar = progress_bar(&scenario.name);
+    let summaries = eddy_sim::compare::compare(&scenario, |name, done| {
+        bar.set_message(name.as_str());
+        bar.set_position((done * 1000.0) as u64);
+    });
+    bar.finish_and_clear();
     if json {
         println!("{}", serde_json::to_string(&summaries)?);
     } else {
@@ -151,7 +169,7 @@ fn compare(path: &std::path::Path, json: bool) -> anyhow::Result<()> {
 }
 
 fn plan(path: &std::path::Path, targets: Targets, max_count: u32, json: bool) -> anyhow::Result<()> {
-    targets.validate().map_err(|message| anyhow::anyhow!(message))?;
+    targets.validate()?;
     let scenario = Scenario::load(path)?;
     let bar = progress_bar("clusters");
     let planned = eddy_sim::plan::search(&scenario, targets, max_count, |done, of| {

@@ -19,14 +19,22 @@ pub struct Targets {
     pub availability: f64,
 }
 
+/// A target no cluster can be searched for; the message names it.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BadTarget(pub String);
+
 impl Targets {
     /// Names the bad target, if any.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), BadTarget> {
         if !(self.slo_p99_ms.is_finite() && self.slo_p99_ms > 0.0) {
-            return Err(format!("--slo-p99-ms must be above 0, not {}", self.slo_p99_ms));
+            return Err(BadTarget(format!("--slo-p99-ms must be above 0, not {}", self.slo_p99_ms)));
         }
         if !(self.availability > 0.0 && self.availability <= 1.0) {
-            return Err(format!("--availability is a share in (0, 1], such as 0.999, not {}", self.availability));
+            return Err(BadTarget(format!(
+                "--availability is a share in (0, 1], such as 0.999, not {}",
+                self.availability
+            )));
         }
         Ok(())
     }

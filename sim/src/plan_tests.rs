@@ -63,7 +63,7 @@ fn the_frontier_keeps_what_nothing_beats_on_price_p99_and_availability() {
 #[test]
 fn targets_out_of_range_are_named() {
     let bad = Targets { slo_p99_ms: 30.0, availability: 99.9 };
-    assert!(bad.validate().unwrap_err().contains("--availability"));
+    assert!(bad.validate().unwrap_err().to_string().contains("--availability"));
     let bad = Targets { slo_p99_ms: 0.0, availability: 0.99 };
-    assert!(bad.validate().unwrap_err().contains("--slo-p99-ms"));
+    assert!(bad.validate().unwrap_err().to_string().contains("--slo-p99-ms"));
 }

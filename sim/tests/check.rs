@@ -70,3 +70,38 @@ fn compare_runs_every_policy_on_the_same_seed() -> anyhow::Result<()> {
     assert!(rows.iter().all(|r| r["seed"] == 7 && r["events"] == rows[0]["events"]));
     Ok(())
 }
+
+#[test]
+fn run_writes_an_html_report_with_its_plots_and_data() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let path = short_skewed(dir.path())?;
+    let report = dir.path().join("report");
+    let out = eddy_sim(&["run", &path, "--json", "--report", &report.display().to_string()])?;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let html = std::fs::read_to_string(report.join("index.html"))?;
+    assert_eq!(html.matches("<svg").count(), 4, "latency, heat map, price, money spent");
+    assert!(html.contains("p99 latency over time") && html.contains("node 6"));
+    let printed: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let written: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(report.join("summary.json"))?)?;
+    assert_eq!(printed, written);
+    assert_eq!(std::fs::read_to_string(report.join("series.csv"))?.lines().count(), 3);
+    Ok(())
+}
+
+#[test]
+fn plan_recommends_a_cluster_and_refuses_a_bad_target() -> anyhow::Result<()> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/capacity.toml");
+    let out = eddy_sim(&["plan", path, "--slo-p99-ms", "30", "--availability", "0.999", "--json"])?;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let planned: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    assert_eq!(planned["recommended"]["meets"], true, "{planned}");
+    assert!(planned["frontier"].as_array().is_some_and(|f| f.len() >= 2), "{planned}");
+    let bad = eddy_sim(&["plan", path, "--slo-p99-ms", "30", "--availability", "99.9"])?;
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--availability is a share in (0, 1]"));
+    let hopeless = eddy_sim(&["plan", path, "--slo-p99-ms", "0.001", "--availability", "0.999", "--max-count", "3"])?;
+    assert_eq!(hopeless.status.code(), Some(1));
+    let told = String::from_utf8_lossy(&hopeless.stdout);
+    assert!(told.contains("no cluster in the searched range meets the targets"), "{told}");
+    Ok(())
+}
