@@ -124,6 +124,8 @@ pub struct LatencyModel {
     learned_r2: Option<f64>,
     holdout_count: usize,
     active: Curve,
+    /// Changes whenever `predict_p99_ms` may answer differently.
+    curve_version: u64,
 }
 
 impl LatencyModel {
@@ -140,6 +142,7 @@ impl LatencyModel {
             learned_r2: None,
             holdout_count: 0,
             active: Curve::Prior,
+            curve_version: 0,
         }
     }
 
@@ -148,6 +151,7 @@ impl LatencyModel {
     pub fn set_prior(&mut self, prior: Queue) {
         if prior != self.prior {
             self.prior = prior;
+            self.curve_version += 1;
             self.refit();
         }
     }
@@ -234,7 +238,18 @@ impl LatencyModel {
                 self.learned_r2 = None;
             }
         }
+        let before = self.active;
         self.active = self.gate();
+        if self.active != before || self.active == Curve::Learned {
+            self.curve_version += 1;
+        }
+    }
+
+    /// A number that changes whenever [`Self::predict_p99_ms`] may answer
+    /// differently (a new prior, a new learned fit in use, a switch between
+    /// them), so that callers can keep a tabulated curve until it does.
+    pub fn curve_version(&self) -> u64 {
+        self.curve_version
     }
 
     fn gate(&self) -> Curve {
