@@ -36,6 +36,15 @@ impl LatencyCurve {
         LatencyCurve { p99_ms: table }
     }
 
+    /// The same curve with every p99 times `factor` (positive and finite;
+    /// otherwise the curve as it is).
+    pub fn scaled(&self, factor: f64) -> LatencyCurve {
+        if !(factor.is_finite() && factor > 0.0) {
+            return self.clone();
+        }
+        LatencyCurve { p99_ms: self.p99_ms.iter().map(|v| (v * factor).min(1e9)).collect() }
+    }
+
     /// The p99 at `utilisation` (any finite or infinite value; NaN counts as
     /// saturation).
     pub fn p99_ms(&self, utilisation: f64) -> f64 {

@@ -1,16 +1,18 @@
-//! The controller leader's models and the bounded histories they learn
-//! from: pure state updated by telemetry reports, with no clock of its own
-//! (reports carry their time). The leader's telemetry task owns one.
+//! The controller's models and the bounded histories they learn from:
+//! pure state updated by telemetry reports, with no clock of its own
+//! (reports carry their time). The live controller leader's telemetry task
+//! owns one, and the simulator feeds one its simulated telemetry, so both
+//! plan with the same models.
 
 use std::collections::{BTreeMap, VecDeque};
 
+use crate::{LatencyCurve, Models, MoveTimes, PartitionLoadView};
 use eddy_core::{NodeId, PartitionId};
 use eddy_model::cost::MoveCostConfig;
 use eddy_model::trace::{NodePoint, NodeTrace, PartitionPoint, PartitionTrace, Trace};
 use eddy_model::{
     ForecastConfig, LatencyConfig, LatencyModel, MoveCostModel, NodePrice, PartitionLoad, Queue, price_per_hour_in_use,
 };
-use eddy_placement::{LatencyCurve, Models, MoveTimes, PartitionLoadView};
 use serde_json::{Value, json};
 
 /// The models as the planner takes them.
@@ -85,6 +87,10 @@ struct NodeEntry {
     last: NodeReport,
     history: VecDeque<NodePoint>,
     latency: LatencyModel,
+    /// The latency model's curve, tabulated at the model's curve version:
+    /// tabulating reads the queueing prior a hundred times, too slow to
+    /// repeat for every node on every plan.
+    tabulated: Option<(u64, LatencyCurve)>,
 }
 
 struct PartitionEntry {
@@ -143,6 +149,7 @@ impl ModelKeeper {
             last: NodeReport::default(),
             history: VecDeque::new(),
             latency: LatencyModel::new(self.config.latency.clone(), Queue::for_cores(capacity, 1.0)),
+            tabulated: None,
         });
         if report.at_ms <= entry.last_at_ms {
             self.stale += 1;
@@ -168,6 +175,9 @@ impl ModelKeeper {
         if report.processed_events >= self.config.min_events_for_latency {
             entry.latency.observe(utilisation, report.processed_p99_ms);
         }
+        // The node's queueing prior serves the mean CPU cost per event of
+        // the partitions it leads, weighted by their rates.
+        let (mut led_rate, mut led_cost) = (0.0, 0.0);
         for p in report.partitions.iter().filter(|p| p.leader) {
             let partition = self.partitions.entry(p.partition).or_insert_with(|| PartitionEntry {
                 load: PartitionLoad::new(&self.config.forecast),
@@ -182,6 +192,11 @@ impl ModelKeeper {
                 events_per_s: p.events_per_s,
                 cpu_ms_per_event: p.cpu_ms_per_event,
             });
+            if partition.load.cost().samples() > 0 {
+                let rate = partition.load.events_per_s_at(report.at_ms).max(1e-6);
+                led_rate += rate;
+                led_cost += rate * partition.load.cpu_ms_per_event_at(report.at_ms);
+            }
             let point = PartitionPoint {
                 at_ms: report.at_ms,
                 leader: report.node,
@@ -192,7 +207,7 @@ impl ModelKeeper {
             };
             push_bounded(&mut partition.history, point, self.config.history_samples);
         }
-        let prior = self.prior_for(report.node, capacity, report.at_ms);
+        let prior = (led_rate > 0.0 && led_cost > 0.0).then(|| Queue::for_cores(capacity, led_cost / led_rate));
         if let Some(entry) = self.nodes.get_mut(&report.node) {
             entry.last = report;
             if let Some(prior) = prior {
@@ -202,20 +217,19 @@ impl ModelKeeper {
                     entry.latency.set_prior(prior);
                 }
             }
+            let version = entry.latency.curve_version();
+            if entry.tabulated.as_ref().is_none_or(|(at, _)| *at != version) {
+                let latency = &entry.latency;
+                entry.tabulated = Some((version, LatencyCurve::from_fn(|u| latency.predict_p99_ms(u))));
+            }
         }
         Observed::Learned
     }
 
-    /// The queueing prior of a node: its cores, serving the mean CPU cost
-    /// per event of the partitions it leads, weighted by their rates.
-    fn prior_for(&self, node: NodeId, capacity: f64, at_ms: u64) -> Option<Queue> {
-        let (mut weight, mut cost) = (0.0, 0.0);
-        for p in self.partitions.values().filter(|p| p.leader == node && p.load.cost().samples() > 0) {
-            let rate = p.load.events_per_s_at(at_ms).max(1e-6);
-            weight += rate;
-            cost += rate * p.load.cpu_ms_per_event_at(at_ms);
-        }
-        (weight > 0.0 && cost > 0.0).then(|| Queue::for_cores(capacity, cost / weight))
+    /// A completed replica copy of `bytes` that took `duration_ms`: the
+    /// move cost model learns the copy bandwidth from it.
+    pub fn observe_move(&mut self, bytes: u64, duration_ms: u64) {
+        self.moves.observe_move(bytes, duration_ms);
     }
 
     /// Forgets everything (this controller stopped leading: the next leader
@@ -319,7 +333,7 @@ impl ModelKeeper {
     pub fn planner_inputs(&self) -> PlannerInputs {
         let latest = self.nodes.values().map(|n| n.last_at_ms).max().unwrap_or(0);
         let horizon = latest + self.config.horizon_ms;
-        let loads = self
+        let loads: BTreeMap<PartitionId, PartitionLoadView> = self
             .partitions
             .iter()
             .map(|(id, p)| {
@@ -331,32 +345,16 @@ impl ModelKeeper {
                 (*id, load)
             })
             .collect();
-        let curves = self.nodes.iter().map(|(id, n)| (*id, self.planner_curve(n, &loads))).collect();
+        let (rate, cost) =
+            loads.values().fold((0.0, 0.0), |(r, c), l| (r + l.events_per_s, c + l.events_per_s * l.cpu_ms_per_event));
+        let mean_cost = (rate > 0.0 && cost > 0.0).then(|| cost / rate);
+        let curves = self.nodes.iter().map(|(id, n)| (*id, planner_curve(n, mean_cost))).collect();
         let move_times = MoveTimes {
             copy_bytes_per_s: self.moves.copy_bytes_per_s(),
             replica_fixed_s: self.config.moves.fixed_s,
             leader_transfer_s: self.config.moves.leader_transfer_s,
         };
         PlannerInputs { loads, models: Models { curves, move_times } }
-    }
-
-    /// A node's p99 curve as the planner reads it: in terms of the
-    /// cluster's mean cost per event rather than of the events the node
-    /// serves now. A node's curve (prior and learned) is measured in the
-    /// service time of what it leads: unscaled, a node leading costly
-    /// partitions would look many times slower at any load than an idle
-    /// one, and the planner would pile the costly partitions onto the idle
-    /// node, to move them back a round later.
-    fn planner_curve(&self, node: &NodeEntry, loads: &BTreeMap<PartitionId, PartitionLoadView>) -> LatencyCurve {
-        let (rate, cost) =
-            loads.values().fold((0.0, 0.0), |(r, c), l| (r + l.events_per_s, c + l.events_per_s * l.cpu_ms_per_event));
-        let own = node.latency.prior().service_time_ms;
-        let scale = if rate > 0.0 && cost > 0.0 && own > 0.0 {
-            Queue::for_cores(node.capacity_cores, cost / rate).service_time_ms / own
-        } else {
-            1.0
-        };
-        LatencyCurve::from_fn(|u| node.latency.predict_p99_ms(u) * scale)
     }
 
     /// A node's latency model, for the planner and for tests.
@@ -387,6 +385,25 @@ impl ModelKeeper {
             .map(|(id, p)| PartitionTrace { partition: *id, samples: p.history.iter().copied().collect() })
             .collect();
         trace
+    }
+}
+
+/// A node's p99 curve as the planner reads it: in terms of the
+/// cluster's mean cost per event rather than of the events the node
+/// serves now. A node's curve (prior and learned) is measured in the
+/// service time of what it leads: unscaled, a node leading costly
+/// partitions would look many times slower at any load than an idle
+/// one, and the planner would pile the costly partitions onto the idle
+/// node, to move them back a round later.
+fn planner_curve(node: &NodeEntry, cluster_cpu_ms_per_event: Option<f64>) -> LatencyCurve {
+    let own = node.latency.prior().service_time_ms;
+    let scale = match cluster_cpu_ms_per_event {
+        Some(mean) if own > 0.0 => Queue::for_cores(node.capacity_cores, mean).service_time_ms / own,
+        _ => 1.0,
+    };
+    match &node.tabulated {
+        Some((version, curve)) if *version == node.latency.curve_version() => curve.scaled(scale),
+        _ => LatencyCurve::from_fn(|u| node.latency.predict_p99_ms(u) * scale),
     }
 }
 

@@ -21,6 +21,7 @@
 mod capacity;
 pub mod curve;
 mod initial;
+pub mod keeper;
 pub mod plan;
 pub mod policy;
 mod repair;

@@ -3,7 +3,7 @@
 //! and forgets everything when this controller stops leading (the new
 //! leader rebuilds from the reports workers resend to it).
 
-pub mod keeper;
+pub use eddy_placement::keeper;
 
 use openraft::ServerState;
 use openraft::async_runtime::WatchReceiver;
