@@ -25,10 +25,11 @@ pub(crate) struct CurveKey {
     level: u64,
 }
 
-/// One curve: response time at each point of the grid.
+/// One curve: response time at each point of the grid, and its p99.
 #[derive(Debug)]
 pub(crate) struct Curve {
     pub(crate) on_grid_ms: Vec<f64>,
+    pub(crate) p99_ms: f64,
 }
 
 #[derive(Debug)]
@@ -59,7 +60,10 @@ impl Curves {
         let grid = &self.grid;
         let curve = self.cache.entry(key).or_insert_with(|| {
             let rho = level * UTILISATION_STEP;
-            Rc::new(Curve { on_grid_ms: grid.iter().map(|(q, _)| queue.response_quantile_ms(rho, *q)).collect() })
+            Rc::new(Curve {
+                on_grid_ms: grid.iter().map(|(q, _)| queue.response_quantile_ms(rho, *q)).collect(),
+                p99_ms: queue.response_quantile_ms(rho, 0.99),
+            })
         });
         (key, curve.clone())
     }

@@ -151,6 +151,7 @@ pub fn run(s: &Scenario, mut progress: impl FnMut(f64)) -> Result<Run, ExactErro
         moves: 0,
         bytes_moved: 0.0,
         planner_calls: 0,
+        nodes_on_learned_curve: 0,
     };
     Ok(Run { summary, series: Vec::new() })
 }

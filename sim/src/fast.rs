@@ -15,12 +15,13 @@ use eddy_core::{NodeId, NodeState, PartitionId, PlacementMode};
 use eddy_model::queueing::Queue;
 use eddy_placement::{ClusterSnapshot, LatencyCurve, Models, Move, MoveTimes};
 
-use crate::cluster::{SimNode, failures_at, initial_snapshot, nodes, noise, pick};
+use crate::cluster::{SimNode, failures_at, initial_snapshot, nodes, pick};
 use crate::curves::Curves;
 use crate::histogram::Histogram;
 use crate::report::{SeriesPoint, Summary};
 use crate::scenario::Scenario;
 use crate::spread::{LogBytes, Spread, index_of};
+use crate::telemetry::{NodeStep, ReportContext, Telemetry};
 use crate::workload::{CostMix, KeySpace, cost_mix, rate_per_s};
 
 /// CPU a replica copy takes on each of the two nodes, in cores.
@@ -32,8 +33,10 @@ const SERIES_EVERY_S: f64 = 60.0;
 #[derive(Debug, Clone, Copy)]
 struct Moving {
     change: Move,
+    started_at_s: f64,
     done_at_s: f64,
-    copies: bool,
+    /// Bytes copied, if the move copies a replica.
+    copies: Option<f64>,
 }
 
 /// What a run produced.
@@ -70,8 +73,9 @@ pub struct Engine<'a> {
     series: Vec<SeriesPoint>,
     window: Histogram,
     curves: Curves,
-    /// The planner's latency curve of each node.
+    /// The queueing prior of each node, for plans before any telemetry.
     models: Models,
+    telemetry: Telemetry,
 }
 
 /// The models the planner gets: each node's queueing prior for its
@@ -100,6 +104,7 @@ impl<'a> Engine<'a> {
         let cost = cost_mix(&s.workload.costs);
         let models = prior_models(s, &cluster, cost.mean_ms);
         Engine {
+            telemetry: Telemetry::new(nodes.len(), s.controller.telemetry_interval_s, models.move_times),
             models,
             cost,
             bytes: LogBytes::new(shares.clone(), s.controller.bytes_per_event),
@@ -141,6 +146,9 @@ impl<'a> Engine<'a> {
                 self.plan(t_s);
             }
             self.serve(t_s);
+            if self.telemetry.due() {
+                self.report(t_s + self.s.step_s);
+            }
             if step % 64 == 0 {
                 progress(step as f64 / steps as f64);
             }
@@ -189,6 +197,9 @@ impl<'a> Engine<'a> {
         self.moving = still;
         for m in done {
             self.cluster.apply(&m.change);
+            if let Some(bytes) = m.copies {
+                self.telemetry.observe_move(bytes, m.done_at_s - m.started_at_s);
+            }
         }
         self.spread = None;
     }
@@ -204,26 +215,53 @@ impl<'a> Engine<'a> {
         }
     }
 
-    /// The planner's snapshot: the cluster with each partition's load as
-    /// telemetry reports it, with noise.
-    fn snapshot(&self, t_s: f64) -> ClusterSnapshot {
-        let rate = rate_per_s(&self.s.workload.rate, t_s);
-        let noise_share = self.s.controller.telemetry_noise;
+    /// Every node reports the telemetry interval just ended to the models.
+    fn report(&mut self, t_s: f64) {
+        let ctx = ReportContext {
+            t_s,
+            seed: self.s.seed,
+            noise: self.s.controller.telemetry_noise,
+            cluster: &self.cluster,
+            down: &self.down,
+            leaderless: &self.leaderless_since,
+            cpu_ms_per_event: self.cost.mean_ms,
+            bytes_per_event: self.s.controller.bytes_per_event,
+            step: self.step,
+        };
+        let bytes = &self.bytes;
+        self.telemetry.report(&ctx, &self.shares, |p| bytes.of(p));
+    }
+
+    /// The planner's inputs: the cluster with each partition's load as the
+    /// models forecast it, and the models' latency curves and move times.
+    fn planner_inputs(&self) -> (ClusterSnapshot, Models) {
         let mut snapshot = self.cluster.clone();
-        for p in &mut snapshot.partitions {
-            let share = self.shares.get(p.id as usize).copied().unwrap_or(0.0);
-            p.events_per_s = rate * share * noise(self.s.seed, self.step, p.id, noise_share);
-            p.cpu_ms_per_event = self.cost.mean_ms * noise(self.s.seed ^ 1, self.step, p.id, noise_share);
-            p.size_bytes = self.bytes.of(p.id) as u64;
-        }
         snapshot.in_flight = self.moving.iter().map(|m| m.change.partition()).collect();
-        snapshot
+        let Some(inputs) = self.telemetry.planner_inputs() else {
+            return (snapshot, self.models.clone());
+        };
+        // Both in partition order: walked together rather than looked up.
+        let mut loads = inputs.loads.iter().peekable();
+        for p in &mut snapshot.partitions {
+            while loads.next_if(|(id, _)| **id < p.id).is_some() {}
+            let load = loads.next_if(|(id, _)| **id == p.id).map(|(_, l)| *l).unwrap_or_default();
+            p.events_per_s = load.events_per_s;
+            p.cpu_ms_per_event = load.cpu_ms_per_event;
+            p.size_bytes = load.size_bytes.max(self.bytes.of(p.id) as u64);
+        }
+        let mut models = inputs.models;
+        for (id, prior) in &self.models.curves {
+            models.curves.entry(*id).or_insert_with(|| prior.clone());
+        }
+        (snapshot, models)
     }
 
     fn plan(&mut self, t_s: f64) {
-        let snapshot = self.snapshot(t_s);
+        let (snapshot, models) = self.planner_inputs();
+        // Moves take the scenario's time; the planner predicts them with
+        // what the models learned.
         let times = self.models.move_times;
-        let plan = eddy_placement::plan(&snapshot, &self.models, &self.s.placement.policy);
+        let plan = eddy_placement::plan(&snapshot, &models, &self.s.placement.policy);
         self.planner_calls += 1;
         if self.s.placement.mode != PlacementMode::Auto {
             return;
@@ -232,21 +270,19 @@ impl<'a> Engine<'a> {
             let change = op.change;
             let size = self.bytes.of(change.partition());
             let (duration_s, copies) = match change {
-                Move::TransferLeader { .. } | Move::RemoveReplica { .. } => (times.leader_transfer_s, false),
-                Move::AddReplica { .. } | Move::MoveReplica { .. } => (times.replica_move_s(size as u64), true),
+                Move::TransferLeader { .. } | Move::RemoveReplica { .. } => (times.leader_transfer_s, None),
+                Move::AddReplica { .. } | Move::MoveReplica { .. } => (times.replica_move_s(size as u64), Some(size)),
             };
-            if copies {
-                self.bytes_moved += size;
-            }
+            self.bytes_moved += copies.unwrap_or(0.0);
             self.moves += 1;
-            self.moving.push(Moving { change, done_at_s: t_s + duration_s, copies });
+            self.moving.push(Moving { change, started_at_s: t_s, done_at_s: t_s + duration_s, copies });
         }
     }
 
     /// CPU of the copies under way, by node index.
     fn copy_cores(&self) -> Vec<f64> {
         let mut cores = vec![0.0; self.nodes.len()];
-        for m in self.moving.iter().filter(|m| m.copies) {
+        for m in self.moving.iter().filter(|m| m.copies.is_some()) {
             if let Move::AddReplica { node, .. } | Move::MoveReplica { to: node, .. } = m.change
                 && let Some(i) = index_of(node, cores.len())
             {
@@ -272,6 +308,7 @@ impl<'a> Engine<'a> {
         let copies = self.copy_cores();
         let mut in_use_price = 0.0;
         let mut utilisation = Vec::with_capacity(self.nodes.len());
+        let mut steps = vec![NodeStep::default(); self.nodes.len()];
         for (i, node) in self.nodes.iter_mut().enumerate() {
             if spread.hosts[i] && !self.down.contains(&node.id) {
                 in_use_price += node.price_per_hour;
@@ -284,11 +321,14 @@ impl<'a> Engine<'a> {
             utilisation.push(rho);
             let events = rate * spread.led_share[i] * dt;
             if events <= 0.0 {
+                steps[i] = NodeStep { utilisation: rho, ..NodeStep::default() };
                 continue;
             }
             let queue = Queue { service_scv: self.cost.scv, ..Queue::for_cores(node.cores, self.cost.mean_ms / speed) };
             let backlog_ms = node.backlog_cpu_s / capacity * 1000.0;
             let (key, curve) = self.curves.curve(&queue, rho);
+            steps[i] =
+                NodeStep { utilisation: rho, events, p99_ms: curve.p99_ms + backlog_ms, slowdown: node.speed / speed };
             if backlog_ms > 0.0 {
                 self.curves.add_shifted(&curve, backlog_ms, events, &mut [&mut self.latency, &mut self.window]);
             } else {
@@ -296,6 +336,7 @@ impl<'a> Engine<'a> {
             }
         }
         self.spread = Some(spread);
+        self.telemetry.record(dt, rate * dt, &steps);
         self.cost_money += in_use_price * dt / 3600.0;
         let next = t_s + dt;
         if (next / SERIES_EVERY_S).floor() > (t_s / SERIES_EVERY_S).floor() || next >= self.s.duration_s {
@@ -338,6 +379,7 @@ impl<'a> Engine<'a> {
             moves: self.moves,
             bytes_moved: self.bytes_moved,
             planner_calls: self.planner_calls,
+            nodes_on_learned_curve: self.telemetry.learned_nodes(self.nodes.iter().map(|n| n.id)),
         };
         Run { summary, series: self.series }
     }

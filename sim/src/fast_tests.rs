@@ -51,3 +51,14 @@ fn a_crashed_node_costs_availability_only_for_the_election() {
     let lost = crate::fast::run(&single, |_| {}).summary.availability;
     assert!((lost - (1.0 - 60.0 / 600.0)).abs() < 0.01, "with one replica a minute is lost: {lost}");
 }
+
+#[test]
+fn simulated_telemetry_teaches_every_node_its_latency_curve() {
+    let mut s = skewed();
+    s.duration_s = 3600.0;
+    let taught = crate::fast::run(&s, |_| {}).summary;
+    assert_eq!(taught.nodes_on_learned_curve, 6, "{taught:?}");
+    // Without reports the models have nothing to learn from.
+    s.controller.telemetry_interval_s = 1e9;
+    assert_eq!(crate::fast::run(&s, |_| {}).summary.nodes_on_learned_curve, 0);
+}

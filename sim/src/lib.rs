@@ -14,6 +14,7 @@ pub mod plan;
 pub mod report;
 pub mod scenario;
 mod spread;
+mod telemetry;
 mod validate;
 pub mod workload;
 

@@ -26,6 +26,9 @@ pub struct Summary {
     pub moves: u64,
     pub bytes_moved: f64,
     pub planner_calls: u64,
+    /// Nodes whose latency model, fed the simulated telemetry, had switched
+    /// from the queueing prior to its learned curve by the end.
+    pub nodes_on_learned_curve: usize,
 }
 
 /// One point of the time series, every minute of simulated time.
@@ -50,7 +53,8 @@ pub fn summary_text(s: &Summary) -> String {
          slo             {:.2}% of events within {} ms\n\
          availability    {:.4}%\n\
          cost            {:.2}\n\
-         moves           {} ({:.1} MB copied), {} planner calls\n",
+         moves           {} ({:.1} MB copied), {} planner calls\n\
+         models          {} nodes on their learned latency curve\n",
         s.scenario,
         s.seed,
         s.policy,
@@ -66,6 +70,7 @@ pub fn summary_text(s: &Summary) -> String {
         s.moves,
         s.bytes_moved / 1e6,
         s.planner_calls,
+        s.nodes_on_learned_curve,
     )
 }
 

@@ -214,6 +214,8 @@ impl Default for Placement {
 #[serde(default, deny_unknown_fields)]
 pub struct Controller {
     pub plan_interval_s: f64,
+    /// How often each node reports to the models (at most once a step).
+    pub telemetry_interval_s: f64,
     /// From a leader's loss to its successor's election.
     pub election_s: f64,
     /// Replica copy bandwidth.
@@ -230,6 +232,7 @@ impl Default for Controller {
     fn default() -> Self {
         Controller {
             plan_interval_s: 5.0,
+            telemetry_interval_s: 1.0,
             election_s: 2.0,
             copy_bytes_per_s: 50e6,
             bytes_per_event: 200.0,

@@ -44,6 +44,7 @@ pub fn scenario(s: &Scenario) -> Checked {
     s.placement.policy.validate().map_err(|message| ("placement.policy".to_owned(), message))?;
     let c = &s.controller;
     positive("controller.plan_interval_s", c.plan_interval_s)?;
+    positive("controller.telemetry_interval_s", c.telemetry_interval_s)?;
     non_negative("controller.election_s", c.election_s)?;
     positive("controller.copy_bytes_per_s", c.copy_bytes_per_s)?;
     non_negative("controller.bytes_per_event", c.bytes_per_event)?;
