@@ -27,6 +27,8 @@ pub enum ExactError {
     Planner,
     #[error("cannot draw event costs: {0}")]
     Costs(String),
+    #[error("the exact engine draws events from `workload.rate` and `workload.costs`; it does not replay traces")]
+    Trace,
 }
 
 /// An event type's share and how its cost is drawn.
@@ -73,6 +75,9 @@ pub fn run(s: &Scenario, mut progress: impl FnMut(f64)) -> Result<Run, ExactErro
     if s.placement.mode != eddy_core::PlacementMode::Off {
         return Err(ExactError::Planner);
     }
+    let Some(rate) = &s.workload.rate else {
+        return Err(ExactError::Trace);
+    };
     let nodes = nodes(s);
     let cluster = initial_snapshot(s, &nodes);
     let keys = KeySpace::new(&s.workload, s.partitions, s.seed);
@@ -90,7 +95,7 @@ pub fn run(s: &Scenario, mut progress: impl FnMut(f64)) -> Result<Run, ExactErro
     for step in 0..steps {
         let start_ms = step as f64 * s.step_s * 1000.0;
         let end_ms = start_ms + s.step_s * 1000.0;
-        let rate_per_ms = rate_per_s(&s.workload.rate, start_ms / 1000.0) / 1000.0;
+        let rate_per_ms = rate_per_s(rate, start_ms / 1000.0) / 1000.0;
         let mut cumulative = keys.shares(&s.workload, start_ms / 1000.0);
         let mut sum = 0.0;
         for share in &mut cumulative {

@@ -22,7 +22,7 @@ use crate::report::{SeriesPoint, Summary};
 use crate::scenario::Scenario;
 use crate::spread::{LogBytes, Spread, index_of};
 use crate::telemetry::{NodeStep, ReportContext, Telemetry};
-use crate::workload::{CostMix, KeySpace, cost_mix, rate_per_s};
+use crate::workload::{CostMix, Demand};
 
 /// CPU a replica copy takes on each of the two nodes, in cores.
 const COPY_CORES: f64 = 0.1;
@@ -50,8 +50,11 @@ pub struct Engine<'a> {
     s: &'a Scenario,
     nodes: Vec<SimNode>,
     cluster: ClusterSnapshot,
-    keys: KeySpace,
+    demand: Demand,
+    /// The cost of an event, as of the last change of the demand's epoch.
     cost: CostMix,
+    /// Each partition's mean cost, as of the same.
+    costs_ms: Vec<f64>,
     /// Each partition's share of the events, and the hot set it is for.
     shares: Vec<f64>,
     shares_epoch: u64,
@@ -99,18 +102,19 @@ impl<'a> Engine<'a> {
     pub fn new(s: &'a Scenario) -> Self {
         let nodes = nodes(s);
         let cluster = initial_snapshot(s, &nodes);
-        let keys = KeySpace::new(&s.workload, s.partitions, s.seed);
-        let shares = keys.shares(&s.workload, 0.0);
-        let cost = cost_mix(&s.workload.costs);
+        let demand = Demand::of(s);
+        let shares = demand.shares(0.0);
+        let cost = demand.cost(0.0);
         let models = prior_models(s, &cluster, cost.mean_ms);
         Engine {
             telemetry: Telemetry::new(nodes.len(), s.controller.telemetry_interval_s, models.move_times),
             models,
             cost,
             bytes: LogBytes::new(shares.clone(), s.controller.bytes_per_event),
-            shares_epoch: KeySpace::epoch(&s.workload, 0.0),
+            shares_epoch: demand.epoch(0.0),
+            costs_ms: demand.partition_costs_ms(0.0),
             shares,
-            keys,
+            demand,
             spread: None,
             down: BTreeSet::new(),
             s,
@@ -204,11 +208,14 @@ impl<'a> Engine<'a> {
         self.spread = None;
     }
 
-    /// Takes the key shares of the hot set in force at `t_s`.
+    /// Takes the shares and cost in force at `t_s` (the hot set, or the
+    /// trace's slot).
     fn follow_shares(&mut self, t_s: f64) {
-        let epoch = KeySpace::epoch(&self.s.workload, t_s);
+        let epoch = self.demand.epoch(t_s);
         if epoch != self.shares_epoch {
-            self.shares = self.keys.shares(&self.s.workload, t_s);
+            self.shares = self.demand.shares(t_s);
+            self.cost = self.demand.cost(t_s);
+            self.costs_ms = self.demand.partition_costs_ms(t_s);
             self.bytes.set_shares(&self.shares);
             self.shares_epoch = epoch;
             self.spread = None;
@@ -224,7 +231,7 @@ impl<'a> Engine<'a> {
             cluster: &self.cluster,
             down: &self.down,
             leaderless: &self.leaderless_since,
-            cpu_ms_per_event: self.cost.mean_ms,
+            costs_ms: &self.costs_ms,
             bytes_per_event: self.s.controller.bytes_per_event,
             step: self.step,
         };
@@ -295,12 +302,12 @@ impl<'a> Engine<'a> {
     /// Serves one step of events and records their response times.
     fn serve(&mut self, t_s: f64) {
         let dt = self.s.step_s;
-        let rate = rate_per_s(&self.s.workload.rate, t_s);
+        let rate = self.demand.rate_per_s(t_s);
         let (_, slow) = failures_at(self.s, &self.nodes, t_s);
         let spread = self.spread.take().unwrap_or_else(|| {
             let follower_share = self.s.placement.policy.follower_cpu_share;
             let n = self.nodes.len();
-            Spread::of(&self.cluster, &self.leaderless_since, &self.shares, self.cost.mean_ms, follower_share, n)
+            Spread::of(&self.cluster, &self.leaderless_since, &self.shares, &self.costs_ms, follower_share, n)
         });
         self.offered += rate * dt;
         self.unserved += rate * dt * spread.unserved_share;
@@ -324,7 +331,11 @@ impl<'a> Engine<'a> {
                 steps[i] = NodeStep { utilisation: rho, ..NodeStep::default() };
                 continue;
             }
-            let queue = Queue { service_scv: self.cost.scv, ..Queue::for_cores(node.cores, self.cost.mean_ms / speed) };
+            let cost_ms = if spread.led_cost_ms[i] > 0.0 { spread.led_cost_ms[i] } else { self.cost.mean_ms };
+            // A mean of equal costs comes back a few ulps off; rounded, so
+            // that nodes of the same curve share its cache entry.
+            let cost_ms = (cost_ms * 1e9).round() / 1e9;
+            let queue = Queue { service_scv: self.cost.scv, ..Queue::for_cores(node.cores, cost_ms / speed) };
             let backlog_ms = node.backlog_cpu_s / capacity * 1000.0;
             let (key, curve) = self.curves.curve(&queue, rho);
             steps[i] =

@@ -11,6 +11,7 @@ pub mod fast;
 mod histogram;
 pub mod html;
 pub mod plan;
+pub mod replay;
 pub mod report;
 pub mod scenario;
 mod spread;

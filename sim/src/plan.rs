@@ -115,12 +115,15 @@ fn hopeless(s: &Scenario, counts: &[u32], mean_cores: f64) -> bool {
 
 /// The mean CPU the workload needs, in cores of speed 1, sampled over the run.
 fn mean_cores(s: &Scenario) -> f64 {
-    let cost = crate::workload::cost_mix(&s.workload.costs).mean_ms;
+    let demand = crate::workload::Demand::of(s);
     let samples = 1000;
     let total: f64 = (0..samples)
-        .map(|i| crate::workload::rate_per_s(&s.workload.rate, s.duration_s * f64::from(i) / f64::from(samples)))
+        .map(|i| {
+            let t_s = s.duration_s * f64::from(i) / f64::from(samples);
+            demand.rate_per_s(t_s) * demand.cost(t_s).mean_ms / 1000.0
+        })
         .sum();
-    total / f64::from(samples) * cost / 1000.0
+    total / f64::from(samples)
 }
 
 /// Searches counts of up to `max_count` nodes per type for the cheapest

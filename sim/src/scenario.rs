@@ -68,7 +68,9 @@ fn one() -> f64 {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Workload {
-    pub rate: RateCurve,
+    /// Required unless `trace` replays one.
+    #[serde(default)]
+    pub rate: Option<RateCurve>,
     /// Distinct keys; events pick one by a Zipf law.
     #[serde(default = "default_keys")]
     pub keys: u64,
@@ -81,12 +83,17 @@ pub struct Workload {
     /// A set of keys that takes a share of the events and changes over time.
     #[serde(default)]
     pub rotating_hot_set: Option<RotatingHotSet>,
-    /// CPU cost per event, by type.
+    /// CPU cost per event, by type; required unless `trace` replays one.
+    #[serde(default)]
     pub costs: Vec<EventCost>,
     /// Replay a trace from `eddyctl trace export` instead of `rate` and
-    /// `costs` (per partition events/s and CPU per event).
+    /// `costs` (per partition events/s and CPU per event). A relative path
+    /// is read from the scenario file's directory.
     #[serde(default)]
     pub trace: Option<String>,
+    /// The trace, read when the scenario is.
+    #[serde(skip)]
+    pub replay: Option<std::sync::Arc<crate::replay::Replay>>,
 }
 
 fn default_keys() -> u64 {
@@ -261,7 +268,7 @@ impl Scenario {
             field: "(syntax)".into(),
             message: err.message().to_owned(),
         })?;
-        let scenario: Scenario = serde_path_to_error::deserialize(deserializer).map_err(|err| {
+        let mut scenario: Scenario = serde_path_to_error::deserialize(deserializer).map_err(|err| {
             let field = err.path().to_string();
             let inner = err.into_inner();
             ScenarioError::Decode {
@@ -276,6 +283,12 @@ impl Scenario {
             field,
             message,
         })?;
+        if let Some(trace) = scenario.workload.trace.clone() {
+            let replay = read_trace(Path::new(path), &trace, scenario.partitions).map_err(|message| {
+                ScenarioError::Invalid { path: path.to_owned(), field: "workload.trace".into(), message }
+            })?;
+            scenario.workload.replay = Some(std::sync::Arc::new(replay));
+        }
         Ok(scenario)
     }
 
@@ -288,4 +301,12 @@ impl Scenario {
     pub fn validate(&self) -> Result<(), (String, String)> {
         crate::validate::scenario(self)
     }
+}
+
+/// Reads the trace `trace` names, relative to the scenario file `scenario`.
+fn read_trace(scenario: &Path, trace: &str, partitions: u32) -> Result<crate::replay::Replay, String> {
+    let path = scenario.parent().unwrap_or(Path::new("")).join(trace);
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let trace = eddy_model::trace::Trace::from_json(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    crate::replay::Replay::from_trace(&trace, partitions).map_err(|e| format!("{}: {e}", path.display()))
 }

@@ -16,6 +16,8 @@ use eddy_placement::ClusterSnapshot;
 pub(crate) struct Spread {
     /// By node index: share of all events the node leads.
     pub(crate) led_share: Vec<f64>,
+    /// By node index: mean CPU ms of the events it leads (0 if none).
+    pub(crate) led_cost_ms: Vec<f64>,
     /// By node index: cores busy per event per second of the total rate.
     pub(crate) cores_per_rate: Vec<f64>,
     /// By node index: the node holds a replica of some partition.
@@ -31,17 +33,18 @@ pub(crate) fn index_of(id: NodeId, n: usize) -> Option<usize> {
 
 impl Spread {
     /// The spread of `shares` over `cluster`'s `n` nodes, for events of
-    /// `cost_ms` CPU each; partitions in `leaderless` are not served.
+    /// `costs_ms[p]` CPU each; partitions in `leaderless` are not served.
     pub(crate) fn of(
         cluster: &ClusterSnapshot,
         leaderless: &BTreeMap<PartitionId, f64>,
         shares: &[f64],
-        cost_ms: f64,
+        costs_ms: &[f64],
         follower_cpu_share: f64,
         n: usize,
     ) -> Spread {
         let mut spread = Spread {
             led_share: vec![0.0; n],
+            led_cost_ms: vec![0.0; n],
             cores_per_rate: vec![0.0; n],
             hosts: vec![false; n],
             unserved_share: 0.0,
@@ -57,14 +60,19 @@ impl Spread {
                 spread.unserved_share += share;
                 continue;
             };
+            let cost_ms = costs_ms.get(p.id as usize).copied().unwrap_or(0.0);
             let cores = share * cost_ms / 1000.0;
             spread.led_share[leader] += share;
+            spread.led_cost_ms[leader] += share * cost_ms;
             spread.cores_per_rate[leader] += cores;
             for r in p.replicas.iter().filter(|r| Some(**r) != p.leader) {
                 if let Some(i) = index_of(*r, n) {
                     spread.cores_per_rate[i] += cores * follower_cpu_share;
                 }
             }
+        }
+        for (cost, share) in spread.led_cost_ms.iter_mut().zip(&spread.led_share) {
+            *cost = if *share > 0.0 { *cost / share } else { 0.0 };
         }
         spread
     }

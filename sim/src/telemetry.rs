@@ -159,7 +159,8 @@ pub(crate) struct ReportContext<'a> {
     pub(crate) cluster: &'a ClusterSnapshot,
     pub(crate) down: &'a std::collections::BTreeSet<NodeId>,
     pub(crate) leaderless: &'a std::collections::BTreeMap<PartitionId, f64>,
-    pub(crate) cpu_ms_per_event: f64,
+    /// By partition.
+    pub(crate) costs_ms: &'a [f64],
     pub(crate) bytes_per_event: f64,
     pub(crate) step: u64,
 }
@@ -176,7 +177,8 @@ fn partition_report(
 ) -> PartitionReport {
     let share = shares.get(id as usize).copied().unwrap_or(0.0);
     let events_per_s = rate * share * noise(ctx.seed, ctx.step, id, ctx.noise);
-    let cost = ctx.cpu_ms_per_event * slowdown * noise(ctx.seed ^ 1, ctx.step, id, ctx.noise);
+    let cost =
+        ctx.costs_ms.get(id as usize).copied().unwrap_or(0.0) * slowdown * noise(ctx.seed ^ 1, ctx.step, id, ctx.noise);
     PartitionReport {
         partition: id,
         leader: true,

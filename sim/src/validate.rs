@@ -80,7 +80,18 @@ fn nodes(s: &Scenario) -> Checked {
 }
 
 fn workload(w: &Workload) -> Checked {
-    rate(&w.rate)?;
+    match (&w.trace, &w.rate) {
+        (Some(trace), _) if trace.trim().is_empty() => return bad("workload.trace", "must be a path when given"),
+        (Some(_), Some(_)) => {
+            return bad("workload.rate", "is not used when workload.trace replays a trace: remove one");
+        }
+        (Some(_), None) if !w.costs.is_empty() => {
+            return bad("workload.costs", "are not used when workload.trace replays a trace: remove one");
+        }
+        (None, None) => return bad("workload.rate", "is required (or workload.trace, to replay a trace)"),
+        (None, Some(curve)) => rate(curve)?,
+        (Some(_), None) => {}
+    }
     if w.keys == 0 {
         return bad("workload.keys", "must be at least 1");
     }
@@ -96,7 +107,7 @@ fn workload(w: &Workload) -> Checked {
             return bad("workload.rotating_hot_set.share", "with hot_key_share must not exceed 1");
         }
     }
-    if w.costs.is_empty() {
+    if w.costs.is_empty() && w.trace.is_none() {
         return bad("workload.costs", "must name at least one event type");
     }
     for (i, cost) in w.costs.iter().enumerate() {
@@ -106,11 +117,6 @@ fn workload(w: &Workload) -> Checked {
         if let CostDistribution::Lognormal { sigma } = cost.distribution {
             positive(&field("distribution.sigma"), sigma)?;
         }
-    }
-    if let Some(trace) = &w.trace
-        && trace.trim().is_empty()
-    {
-        return bad("workload.trace", "must be a path when given");
     }
     Ok(())
 }

@@ -7,7 +7,10 @@
 
 use eddy_core::partition_for_key;
 
-use crate::scenario::{CostDistribution, EventCost, RateCurve, Workload};
+use std::sync::Arc;
+
+use crate::replay::Replay;
+use crate::scenario::{CostDistribution, EventCost, RateCurve, Scenario, Workload};
 
 const SECONDS_PER_HOUR: f64 = 3600.0;
 
@@ -39,6 +42,65 @@ pub fn rate_per_s(curve: &RateCurve, t_s: f64) -> f64 {
         }
     };
     if rate.is_finite() { rate.max(0.0) } else { 0.0 }
+}
+
+/// The workload as the engines read it over time: the scenario's rate
+/// curve, key shares and cost mix, or the trace it replays.
+#[derive(Debug, Clone)]
+pub enum Demand {
+    Synthetic { workload: Box<Workload>, keys: KeySpace, cost: CostMix, partitions: usize },
+    Replay(Arc<Replay>),
+}
+
+impl Demand {
+    pub fn of(s: &Scenario) -> Demand {
+        match &s.workload.replay {
+            Some(replay) => Demand::Replay(replay.clone()),
+            None => Demand::Synthetic {
+                workload: Box::new(s.workload.clone()),
+                keys: KeySpace::new(&s.workload, s.partitions, s.seed),
+                cost: cost_mix(&s.workload.costs),
+                partitions: s.partitions as usize,
+            },
+        }
+    }
+
+    pub fn rate_per_s(&self, t_s: f64) -> f64 {
+        match self {
+            Demand::Synthetic { workload, .. } => workload.rate.as_ref().map_or(0.0, |curve| rate_per_s(curve, t_s)),
+            Demand::Replay(replay) => replay.rate_per_s(t_s),
+        }
+    }
+
+    /// Changes whenever the shares or the cost may.
+    pub fn epoch(&self, t_s: f64) -> u64 {
+        match self {
+            Demand::Synthetic { workload, .. } => KeySpace::epoch(workload, t_s),
+            Demand::Replay(replay) => replay.slot(t_s) as u64,
+        }
+    }
+
+    pub fn shares(&self, t_s: f64) -> Vec<f64> {
+        match self {
+            Demand::Synthetic { workload, keys, .. } => keys.shares(workload, t_s),
+            Demand::Replay(replay) => replay.shares(t_s),
+        }
+    }
+
+    /// Each partition's mean CPU ms per event at `t_s`.
+    pub fn partition_costs_ms(&self, t_s: f64) -> Vec<f64> {
+        match self {
+            Demand::Synthetic { cost, partitions, .. } => vec![cost.mean_ms; *partitions],
+            Demand::Replay(replay) => replay.partition_costs_ms(t_s),
+        }
+    }
+
+    pub fn cost(&self, t_s: f64) -> CostMix {
+        match self {
+            Demand::Synthetic { cost, .. } => *cost,
+            Demand::Replay(replay) => replay.cost(t_s),
+        }
+    }
 }
 
 /// The CPU an event costs, over the mix of event types.

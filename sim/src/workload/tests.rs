@@ -7,13 +7,14 @@ fn close(a: f64, b: f64) -> bool {
 
 fn workload(zipf: f64, hot_key_share: f64, rotating: Option<RotatingHotSet>) -> Workload {
     Workload {
-        rate: RateCurve::Constant { events_per_s: 100.0 },
+        rate: Some(RateCurve::Constant { events_per_s: 100.0 }),
         keys: 2_000,
         zipf,
         hot_key_share,
         rotating_hot_set: rotating,
         costs: vec![cost(1.0, 1.0, CostDistribution::Exponential)],
         trace: None,
+        replay: None,
     }
 }
 
