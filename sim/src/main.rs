@@ -38,7 +38,8 @@ enum Command {
         #[arg(long)]
         report: Option<PathBuf>,
         /// Event by event instead of time steps, to check the fast engine
-        /// (initial placement only: no planner, no failures).
+        /// (failures act, but no planner moves anything: set placement.mode
+        /// to "off").
         #[arg(long)]
         exact: bool,
     },
