@@ -30,7 +30,8 @@ enum Command {
         /// The summary as one JSON object on standard output.
         #[arg(long)]
         json: bool,
-        /// Also write the time series (one row a simulated minute) as CSV.
+        /// Also write the time series (one row a simulated minute): JSON if
+        /// the name ends in .json, else CSV.
         #[arg(long)]
         series: Option<PathBuf>,
         /// Write an HTML report with plots (index.html), the series and the
@@ -137,7 +138,12 @@ fn run(
         simulate(&scenario, &scenario.name)
     };
     if let Some(series_path) = series {
-        std::fs::write(series_path, eddy_sim::report::series_csv(&run.series))
+        let text = if series_path.extension().is_some_and(|e| e.eq_ignore_ascii_case("json")) {
+            serde_json::to_string(&run.series)?
+        } else {
+            eddy_sim::report::series_csv(&run.series)
+        };
+        std::fs::write(series_path, text)
             .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", series_path.display()))?;
     }
     if let Some(dir) = report {

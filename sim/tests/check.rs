@@ -56,6 +56,13 @@ fn run_prints_one_json_summary_the_same_every_time() -> anyhow::Result<()> {
     let csv = std::fs::read_to_string(&series)?;
     assert_eq!(csv.lines().count(), 1 + 2, "a header and a row a simulated minute: {csv}");
     assert!(csv.starts_with("t_s,events_per_s,p99_ms,price_per_hour,moves_in_flight,utilisation_node_1,"));
+    let json_path = dir.path().join("series.json");
+    let out = eddy_sim(&["run", &path, "--series", &json_path.display().to_string()])?;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let points: Vec<serde_json::Value> = serde_json::from_str(&std::fs::read_to_string(&json_path)?)?;
+    assert_eq!(points.len(), 2);
+    assert_eq!(points[1]["t_s"], 120.0);
+    assert_eq!(points[0]["utilisation"].as_array().map(Vec::len), Some(6));
     Ok(())
 }
 
