@@ -170,7 +170,7 @@ pub fn run(s: &Scenario, mut progress: impl FnMut(f64)) -> Result<Run, ExactErro
         planner_calls: 0,
         nodes_on_learned_curve: 0,
     };
-    Ok(Run { summary, series: Vec::new() })
+    Ok(Run { summary, series: Vec::new(), planner_time_s: 0.0 })
 }
 
 /// Who leads each partition as nodes fail: a lost leader's partition

@@ -44,6 +44,9 @@ struct Moving {
 pub struct Run {
     pub summary: Summary,
     pub series: Vec<SeriesPoint>,
+    /// Wall-clock seconds spent in the planner. Not in the summary: it
+    /// varies from run to run, and the summary must not.
+    pub planner_time_s: f64,
 }
 
 pub struct Engine<'a> {
@@ -73,6 +76,7 @@ pub struct Engine<'a> {
     moves: u64,
     bytes_moved: f64,
     planner_calls: u64,
+    planner_time_s: f64,
     series: Vec<SeriesPoint>,
     window: Histogram,
     curves: Curves,
@@ -130,6 +134,7 @@ impl<'a> Engine<'a> {
             moves: 0,
             bytes_moved: 0.0,
             planner_calls: 0,
+            planner_time_s: 0.0,
             series: Vec::new(),
             window: Histogram::default(),
             curves: Curves::default(),
@@ -268,7 +273,9 @@ impl<'a> Engine<'a> {
         // Moves take the scenario's time; the planner predicts them with
         // what the models learned.
         let times = self.models.move_times;
+        let started = std::time::Instant::now();
         let plan = eddy_placement::plan(&snapshot, &models, &self.s.placement.policy);
+        self.planner_time_s += started.elapsed().as_secs_f64();
         self.planner_calls += 1;
         if self.s.placement.mode != PlacementMode::Auto {
             return;
@@ -290,10 +297,15 @@ impl<'a> Engine<'a> {
     fn copy_cores(&self) -> Vec<f64> {
         let mut cores = vec![0.0; self.nodes.len()];
         for m in self.moving.iter().filter(|m| m.copies.is_some()) {
-            if let Move::AddReplica { node, .. } | Move::MoveReplica { to: node, .. } = m.change
-                && let Some(i) = index_of(node, cores.len())
-            {
-                cores[i] += COPY_CORES;
+            let (Move::AddReplica { node: to, .. } | Move::MoveReplica { to, .. }) = m.change else { continue };
+            // The new replica catches up from the partition's leader.
+            let partition = m.change.partition();
+            let from =
+                self.cluster.partitions.get(partition as usize).filter(|p| p.id == partition).and_then(|p| p.leader);
+            for node in [Some(to), from].into_iter().flatten() {
+                if let Some(i) = index_of(node, cores.len()) {
+                    cores[i] += COPY_CORES;
+                }
             }
         }
         cores
@@ -392,7 +404,7 @@ impl<'a> Engine<'a> {
             planner_calls: self.planner_calls,
             nodes_on_learned_curve: self.telemetry.learned_nodes(self.nodes.iter().map(|n| n.id)),
         };
-        Run { summary, series: self.series }
+        Run { summary, series: self.series, planner_time_s: self.planner_time_s }
     }
 }
 

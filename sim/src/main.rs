@@ -146,6 +146,15 @@ fn run(
         std::fs::write(series_path, text)
             .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", series_path.display()))?;
     }
+    if run.summary.planner_calls > 0 {
+        let calls = run.summary.planner_calls as f64;
+        eprintln!(
+            "planner: {} calls in {:.2} s ({:.2} ms a call)",
+            run.summary.planner_calls,
+            run.planner_time_s,
+            run.planner_time_s * 1000.0 / calls
+        );
+    }
     if let Some(dir) = report {
         eddy_sim::html::write_report(dir, &run.summary, &run.series)
             .map_err(|e| anyhow::anyhow!("cannot write the report into {}: {e}", dir.display()))?;
