@@ -17,7 +17,7 @@
 # and simulator output stay in that directory, printed at the end.
 set -euo pipefail
 
-rate=200 cost_us=2000 capacity=1.0 duration=60 keys=1000
+rate=100 cost_us=2000 capacity=1.0 duration=30 keys=1000
 while (($#)); do
   case $1 in
     --rate) rate=$2; shift 2 ;;
