@@ -114,7 +114,22 @@ fn unit(seed: u64, step: u64, partition: PartitionId) -> f64 {
     (xxhash_rust::xxh3::xxh3_64(&bytes) >> 11) as f64 / (1u64 << 53) as f64
 }
 
+/// The new leader of `partition` elected at `step` among its `replicas`
+/// that are not `down`: the one whose election timer fires first, drawn
+/// from the seed, so that leaders lost together do not all land on one
+/// node. Both engines elect with it, so they elect alike.
+pub(crate) fn elect(
+    seed: u64,
+    partition: PartitionId,
+    replicas: &[NodeId],
+    down: &BTreeSet<NodeId>,
+    step: u64,
+) -> Option<NodeId> {
+    let candidates: Vec<NodeId> = replicas.iter().copied().filter(|r| !down.contains(r)).collect();
+    (!candidates.is_empty()).then(|| candidates[pick(seed, partition, step, candidates.len())])
+}
+
 /// A deterministic draw in `0..n` for `(seed, partition, step)`.
-pub(crate) fn pick(seed: u64, partition: PartitionId, step: u64, n: usize) -> usize {
+fn pick(seed: u64, partition: PartitionId, step: u64, n: usize) -> usize {
     ((unit(seed ^ 2, step, partition) * n as f64) as usize).min(n.saturating_sub(1))
 }

@@ -196,9 +196,10 @@ impl Leaders {
                 continue;
             }
             let since = *self.leaderless_since[i].get_or_insert(t_s);
-            let candidates: Vec<NodeId> = p.replicas.iter().copied().filter(|r| !down.contains(r)).collect();
-            if t_s - since >= s.controller.election_s && !candidates.is_empty() {
-                self.leader[i] = Some(candidates[crate::cluster::pick(s.seed, p.id, step, candidates.len())]);
+            if t_s - since >= s.controller.election_s
+                && let Some(next) = crate::cluster::elect(s.seed, p.id, &p.replicas, down, step)
+            {
+                self.leader[i] = Some(next);
                 self.leaderless_since[i] = None;
             }
         }

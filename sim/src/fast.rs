@@ -15,7 +15,7 @@ use eddy_core::{NodeId, NodeState, PartitionId, PlacementMode};
 use eddy_model::queueing::Queue;
 use eddy_placement::{ClusterSnapshot, LatencyCurve, Models, Move, MoveTimes};
 
-use crate::cluster::{SimNode, failures_at, initial_snapshot, nodes, pick};
+use crate::cluster::{SimNode, elect, failures_at, initial_snapshot, nodes};
 use crate::curves::Curves;
 use crate::histogram::Histogram;
 use crate::report::{SeriesPoint, Summary};
@@ -185,12 +185,10 @@ impl<'a> Engine<'a> {
                 continue;
             }
             let since = *self.leaderless_since.entry(p.id).or_insert(t_s);
-            let candidates: Vec<NodeId> = p.replicas.iter().copied().filter(|r| !down.contains(r)).collect();
-            if t_s - since >= self.s.controller.election_s && !candidates.is_empty() {
-                // The replica whose election timer fires first: any of
-                // them, drawn from the seed, so that leaders lost together
-                // do not all land on one node.
-                p.leader = Some(candidates[pick(self.s.seed, p.id, self.step, candidates.len())]);
+            if t_s - since >= self.s.controller.election_s
+                && let Some(next) = elect(self.s.seed, p.id, &p.replicas, &down, self.step)
+            {
+                p.leader = Some(next);
                 self.leaderless_since.remove(&p.id);
             }
         }
