@@ -16,6 +16,12 @@ pub struct StatusView {
     pub served_by: u64,
     /// The answering node is the leader and its lease holds: the view is current.
     pub confirmed_leader: bool,
+    /// The answering node's map (at `epoch`) may lag the leader's: it is a
+    /// follower, or has just restarted. Ask the leader for the current one.
+    pub map_may_be_stale: bool,
+    /// Replicas their nodes cannot open (as the controller leader heard
+    /// them; empty from other nodes). The controller rebuilds them.
+    pub broken_replicas: Vec<BrokenReplicaView>,
     pub epoch: u64,
     pub nodes_version: u64,
     pub settings: Option<SettingsView>,
@@ -23,6 +29,13 @@ pub struct StatusView {
     pub partitions: Vec<PartitionView>,
     /// The answering node's controller log; `None` on worker-only nodes.
     pub controller_log: Option<ControllerLogView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokenReplicaView {
+    pub node: u64,
+    pub partition: u32,
+    pub reason: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -121,6 +134,12 @@ impl StatusView {
             voters: status.voters,
             served_by: status.served_by,
             confirmed_leader: status.confirmed_leader,
+            map_may_be_stale: status.map_may_be_stale,
+            broken_replicas: status
+                .broken_replicas
+                .into_iter()
+                .map(|b| BrokenReplicaView { node: b.node, partition: b.partition, reason: b.reason })
+                .collect(),
             epoch: map.epoch,
             nodes_version: map.nodes_version,
             settings: map.settings,

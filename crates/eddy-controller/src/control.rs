@@ -18,6 +18,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
 use crate::ControllerRaft;
+use crate::broken::BrokenReplicas;
 use crate::executor::{Executor, GroupReport};
 use crate::liveness::{self, LivenessConfig, Silence};
 use crate::models::ModelsRequest;
@@ -38,6 +39,8 @@ pub struct Observations<'a> {
     pub fresh_cluster_id: &'a str,
     /// Partition leaders that nodes reported in their heartbeats.
     pub leader_reports: &'a [LeaderReport],
+    /// Replicas that nodes reported they cannot open.
+    pub broken: &'a BrokenReplicas,
 }
 
 /// A node's heartbeat as the control loop takes it.
@@ -48,6 +51,8 @@ pub struct Heard {
     pub at: Instant,
     /// Groups the node leads, with their terms and voters.
     pub leading: Vec<GroupLead>,
+    /// Replicas the node cannot open, with why.
+    pub broken: Vec<(PartitionId, String)>,
 }
 
 /// What the leader should do now.
@@ -85,14 +90,15 @@ pub fn decide(obs: &Observations<'_>, liveness: LivenessConfig) -> Decision {
     if !news.is_empty() {
         decision.commands.push(Command::ObserveLeaders { reports: news });
     }
+    let (mut operations, unmet) = obs.broken.repairs(obs.map);
+    decision.unmet = unmet;
     if obs.workers_settled {
         let plan = InitialPlacer.plan(&Snapshot { map: obs.map });
-        if !plan.operations.is_empty() {
-            decision
-                .commands
-                .push(Command::ApplyOperations { expected_epoch: obs.map.table.epoch, operations: plan.operations });
-        }
-        decision.unmet = plan.unmet;
+        operations.extend(obs.broken.without_broken_targets(plan.operations));
+        decision.unmet.extend(plan.unmet);
+    }
+    if !operations.is_empty() {
+        decision.commands.push(Command::ApplyOperations { expected_epoch: obs.map.table.epoch, operations });
     }
     decision
 }
@@ -122,6 +128,7 @@ struct LeaderTerm {
     /// The newest report of each partition's group, with its voters.
     groups: BTreeMap<PartitionId, GroupReport>,
     executor: Executor,
+    broken: BrokenReplicas,
 }
 
 impl LeaderTerm {
@@ -137,12 +144,14 @@ impl LeaderTerm {
             last_plan: None,
             groups: BTreeMap::new(),
             executor: Executor::default(),
+            broken: BrokenReplicas::default(),
         }
     }
 
     fn hear(&mut self, heard: Heard) {
         let last = self.last_heard.entry(heard.node).or_insert(heard.at);
         *last = (*last).max(heard.at);
+        self.broken.hear(heard.node, heard.broken);
         for lead in heard.leading {
             let (partition, term) = (lead.partition, lead.term);
             let report = LeaderReport { partition, node: heard.node, term };
@@ -201,6 +210,8 @@ pub struct ControlLoop {
     pub models: mpsc::Sender<ModelsRequest>,
     /// The latest planner round, for `eddyctl plan --last`.
     pub rounds: watch::Sender<Option<Arc<Round>>>,
+    /// Broken replicas as the leader heard them, for the status.
+    pub broken: watch::Sender<Arc<Vec<(NodeId, PartitionId, String)>>>,
 }
 
 impl ControlLoop {
@@ -229,7 +240,9 @@ impl ControlLoop {
                     }
                     let metrics = self.raft.metrics().borrow_watched().clone();
                     if metrics.state != ServerState::Leader {
-                        leading = None;
+                        if leading.take().is_some() {
+                            self.broken.send_replace(Arc::default());
+                        }
                         continue;
                     }
                     let now = Instant::now();
@@ -260,8 +273,17 @@ impl ControlLoop {
             bootstrap_settings: self.config.bootstrap_settings,
             fresh_cluster_id: &fresh_cluster_id,
             leader_reports: &leader_reports,
+            broken: &term.broken,
         };
         let decision = decide(&obs, self.config.liveness);
+        let broken = Arc::new(term.broken.list());
+        self.broken.send_if_modified(|shown| {
+            let changed = **shown != *broken;
+            if changed {
+                *shown = broken;
+            }
+            changed
+        });
         if decision.unmet != term.unmet {
             for unmet in &decision.unmet {
                 tracing::info!(reason = %unmet, "placement constraint not met");
@@ -297,7 +319,9 @@ impl ControlLoop {
             return;
         }
         let Ok(Ok(inputs)) = tokio::time::timeout(self.config.propose_timeout, inputs).await else { return };
-        let in_flight = term.executor.in_flight();
+        // A partition under repair is the repair's, as one under a move is the move's.
+        let mut in_flight = term.executor.in_flight();
+        in_flight.extend(term.broken.partitions());
         let snapshot = eddy_placement::ClusterSnapshot::from_map(map, &inputs.loads, in_flight);
         let policy = map.placement.policy.clone();
         // Pure CPU work: off the runtime, whose threads carry the node's

@@ -50,6 +50,9 @@ pub struct ControllerStatus {
     pub log: LogPositions,
     /// This node leads and a quorum acknowledged it within the lease.
     pub confirmed_leader: bool,
+    /// Replicas their nodes cannot open: (node, partition, why); empty
+    /// unless this node is the confirmed leader.
+    pub broken: Arc<Vec<(NodeId, eddy_core::PartitionId, String)>>,
 }
 
 /// Where this replica's Raft log stands (0 for "none").
@@ -82,6 +85,8 @@ pub struct Controller {
     models: mpsc::Sender<ModelsRequest>,
     /// The control loop's latest planner round.
     rounds: watch::Receiver<Option<Arc<crate::planning::Round>>>,
+    /// Broken replicas as the control loop heard them (while leading).
+    broken: watch::Receiver<Arc<Vec<(NodeId, eddy_core::PartitionId, String)>>>,
     initial_members: BTreeMap<NodeId, RaftNode>,
     auto_bootstrap: bool,
     /// How long a leader keeps acting on its last quorum acknowledgement.
@@ -106,6 +111,7 @@ impl Controller {
         let (heartbeats, heard) = mpsc::channel(HEARTBEAT_QUEUE);
         let (models, model_requests) = mpsc::channel(crate::models::REPORT_QUEUE);
         let (rounds_tx, rounds) = watch::channel(None);
+        let (broken_tx, broken) = watch::channel(Arc::default());
         let control = ControlLoop {
             raft: raft.clone(),
             map: map.clone(),
@@ -113,6 +119,7 @@ impl Controller {
             config: config.control.clone(),
             models: models.clone(),
             rounds: rounds_tx,
+            broken: broken_tx,
         };
         let mut tasks = vec![
             tokio::spawn(control.run()),
@@ -130,6 +137,7 @@ impl Controller {
             heartbeats,
             models,
             rounds,
+            broken,
             initial_members: config.initial_members,
             auto_bootstrap: config.auto_bootstrap,
             lease: config.election_timeout_min,
@@ -176,12 +184,14 @@ impl Controller {
             let addr = membership.get_node(&id).map(|n| n.addr.clone()).unwrap_or_default();
             (id, addr)
         });
+        let confirmed_leader = metrics.state == ServerState::Leader && self.lease_held(&metrics);
         ControllerStatus {
+            broken: if confirmed_leader { self.broken.borrow().clone() } else { Arc::default() },
             leader,
             term: metrics.current_term,
             voters: membership.voter_ids().collect(),
             map: self.map(),
-            confirmed_leader: metrics.state == ServerState::Leader && self.lease_held(&metrics),
+            confirmed_leader,
             log: LogPositions {
                 last_log_index: metrics.last_log_index.unwrap_or(0),
                 last_applied_index: metrics.last_applied.as_ref().map_or(0, |id| id.index),
@@ -243,7 +253,8 @@ impl Controller {
         self.check_cluster(spec.id, cluster_id)?;
         let id = spec.id;
         self.write(Command::RegisterNode { spec, at_ms: crate::control::wall_clock_ms() }).await?;
-        let _ = self.heartbeats.try_send(Heard { node: id, at: Instant::now(), leading: Vec::new() });
+        let heard = Heard { node: id, at: Instant::now(), leading: Vec::new(), broken: Vec::new() };
+        let _ = self.heartbeats.try_send(heard);
         let map = self.map();
         let state = map.nodes.get(&id).map_or(NodeState::Up, |n| n.state);
         Ok((map.cluster_id.clone().unwrap_or_default(), state))
@@ -353,6 +364,7 @@ impl Controller {
         node: NodeId,
         cluster_id: &str,
         leading: Vec<eddy_core::GroupLead>,
+        broken: Vec<(eddy_core::PartitionId, String)>,
     ) -> Result<HeartbeatAnswer, ControllerError> {
         self.ensure_leader()?;
         self.check_cluster(node, cluster_id)?;
@@ -360,7 +372,7 @@ impl Controller {
         let state = map.nodes.get(&node).map(|n| n.state);
         if state.is_some() {
             // A full queue only delays noticing this heartbeat until the next.
-            let _ = self.heartbeats.try_send(Heard { node, at: Instant::now(), leading });
+            let _ = self.heartbeats.try_send(Heard { node, at: Instant::now(), leading, broken });
         }
         Ok(HeartbeatAnswer { state, epoch: map.table.epoch })
     }

@@ -2,6 +2,7 @@
 //! the cluster map (node registry, partition table, settings), and the
 //! leader-only control loop that watches liveness and places partitions.
 
+pub mod broken;
 pub mod control;
 mod controller;
 mod error;

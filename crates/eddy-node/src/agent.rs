@@ -10,7 +10,7 @@ use eddy_core::NodeSpec;
 use eddy_proto::channels::PeerChannels;
 use eddy_proto::convert::spec_to_wire;
 use eddy_proto::v1::controller_service_client::ControllerServiceClient;
-use eddy_proto::v1::{HeartbeatRequest, PartitionLeadership, RegisterNodeRequest};
+use eddy_proto::v1::{BrokenReplica, HeartbeatRequest, PartitionLeadership, RegisterNodeRequest};
 use eddy_storage::Store;
 use tonic::Status;
 
@@ -115,7 +115,15 @@ impl Agent {
             .into_iter()
             .map(|lead| PartitionLeadership { partition: lead.partition, term: lead.term, voters: lead.voters })
             .collect();
-        let request = HeartbeatRequest { node_id: self.spec.id, cluster_id: cluster_id.to_owned(), leading };
+        let broken = self
+            .worker
+            .as_ref()
+            .map(|w| w.broken())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(partition, reason)| BrokenReplica { partition, node: self.spec.id, reason })
+            .collect();
+        let request = HeartbeatRequest { node_id: self.spec.id, cluster_id: cluster_id.to_owned(), leading, broken };
         let mut client = self.client(addr)?;
         let call = client.heartbeat(request);
         let answer = tokio::time::timeout(CALL_TIMEOUT, call)

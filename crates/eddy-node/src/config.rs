@@ -49,6 +49,8 @@ pub struct ProcessorsSection {
     pub synthetic_cost_us: std::collections::BTreeMap<String, u64>,
     pub checkpoint_every_events: u64,
     pub checkpoint_every_ms: u64,
+    /// A larger checkpoint is not taken; a new leader replays the log.
+    pub max_checkpoint_bytes: u64,
 }
 
 impl Default for ProcessorsSection {
@@ -62,6 +64,7 @@ impl Default for ProcessorsSection {
             synthetic_cost_us: d.synthetic_cost_us,
             checkpoint_every_events: d.checkpoint_every_events,
             checkpoint_every_ms: d.checkpoint_every_ms,
+            max_checkpoint_bytes: d.max_checkpoint_bytes,
         }
     }
 }
@@ -373,6 +376,7 @@ impl NodeConfig {
         positive("processors.latest_per_key", p.latest_per_key as u64)?;
         positive("processors.checkpoint_every_events", p.checkpoint_every_events)?;
         positive("processors.checkpoint_every_ms", p.checkpoint_every_ms)?;
+        positive("processors.max_checkpoint_bytes", p.max_checkpoint_bytes)?;
         if let Some((kind, cost)) = p.synthetic_cost_us.iter().find(|(_, c)| **c > 1_000_000) {
             return Err(ConfigError::new(
                 format!("processors.synthetic_cost_us.{kind}"),
@@ -436,6 +440,7 @@ impl NodeConfig {
             synthetic_cost_us: p.synthetic_cost_us.clone(),
             checkpoint_every_events: p.checkpoint_every_events,
             checkpoint_every_ms: p.checkpoint_every_ms,
+            max_checkpoint_bytes: p.max_checkpoint_bytes,
         }
     }
 

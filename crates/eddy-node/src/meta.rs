@@ -70,6 +70,16 @@ impl Meta {
                     map: Some(self.maps.borrow().as_ref().clone()),
                     served_by: self.node_id,
                     confirmed_leader: status.confirmed_leader,
+                    map_may_be_stale: !status.confirmed_leader,
+                    broken_replicas: status
+                        .broken
+                        .iter()
+                        .map(|(node, partition, reason)| v1::BrokenReplica {
+                            partition: *partition,
+                            node: *node,
+                            reason: reason.clone(),
+                        })
+                        .collect(),
                     controller_log: Some(v1::ControllerLog {
                         last_log_index: status.log.last_log_index,
                         last_applied_index: status.log.last_applied_index,

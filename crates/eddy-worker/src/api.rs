@@ -267,7 +267,7 @@ impl Worker {
         let mut events = Vec::new();
         let mut next = from;
         while next < to && events.len() < max_events {
-            let records = log.read(next, 4 << 20).map_err(|e| storage(e.to_string()))?;
+            let records = log.read_events(next, 4 << 20).map_err(|e| storage(e.to_string()))?;
             let Some(last) = records.last().map(|(h, _)| h.end_offset()) else { break };
             let batch = events_of(partition, salt, &records, next).map_err(storage)?;
             events.extend(batch.into_iter().filter(|e| e.offset < to && keep(e)).take(max_events - events.len()));

@@ -4,6 +4,7 @@
 //! partitions it leads.
 
 pub mod api;
+pub mod checkpoint;
 pub mod config;
 pub mod cpu;
 pub mod dir;

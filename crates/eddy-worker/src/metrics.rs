@@ -16,6 +16,9 @@ pub const PROCESSED_EVENTS_TOTAL: &str = "eddy_worker_processed_events_total";
 pub const PROCESSED_SECONDS: &str = "eddy_worker_processed_seconds";
 // metrics counters are integers: CPU time is counted in microseconds.
 pub const PROCESSOR_CPU_MICROSECONDS_TOTAL: &str = "eddy_worker_processor_cpu_microseconds_total";
+pub const CHECKPOINT_BYTES: &str = "eddy_worker_checkpoint_bytes";
+pub const CHECKPOINTS_SKIPPED_TOTAL: &str = "eddy_worker_checkpoints_skipped_total";
+pub const REPLICAS_BROKEN: &str = "eddy_worker_replicas_broken";
 
 /// Registers the help texts; harmless to call more than once.
 pub fn describe() {
@@ -38,6 +41,31 @@ pub fn describe() {
         metrics::Unit::Microseconds,
         "CPU time spent folding events into processors"
     );
+    metrics::describe_gauge!(
+        CHECKPOINT_BYTES,
+        metrics::Unit::Bytes,
+        "size of the partition's latest committed processor checkpoint (leaders only)"
+    );
+    metrics::describe_counter!(
+        CHECKPOINTS_SKIPPED_TOTAL,
+        "processor checkpoints not taken because they exceeded processors.max_checkpoint_bytes"
+    );
+    metrics::describe_gauge!(
+        REPLICAS_BROKEN,
+        "replicas the table places on this node that cannot be opened; the controller rebuilds them"
+    );
+}
+
+pub(crate) fn checkpoint_committed(partition: PartitionId, bytes: u64) {
+    metrics::gauge!(CHECKPOINT_BYTES, "partition" => partition.to_string()).set(bytes as f64);
+}
+
+pub(crate) fn checkpoint_skipped(partition: PartitionId) {
+    metrics::counter!(CHECKPOINTS_SKIPPED_TOTAL, "partition" => partition.to_string()).increment(1);
+}
+
+pub(crate) fn replicas_broken(count: usize) {
+    metrics::gauge!(REPLICAS_BROKEN).set(count as f64);
 }
 
 /// What became of a submitted batch, as a label value.

@@ -13,15 +13,17 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use eddy_core::{Hlc, PartitionId};
-use eddy_storage::eventlog::{EventLog, EventLogConfig, FileSpan};
+use std::ops::ControlFlow;
+
+use eddy_storage::eventlog::{EventLog, EventLogConfig, FileSpan, Pick};
 use futures::{Stream, TryStreamExt};
 use openraft::storage::{EntryResponder, RaftSnapshotBuilder, RaftStateMachine};
 use openraft::type_config::alias::{LogIdOf, SnapshotMetaOf, SnapshotOf, StoredMembershipOf};
 use openraft::{EntryPayload, OptionalSend};
 use tokio::sync::{Mutex, watch};
 
+use crate::checkpoint::CheckpointRef;
 use crate::dir::{PartitionDir, state_path, write_atomic};
-use crate::processors::Checkpoint;
 use crate::state::{LogRecord, PartitionState};
 use crate::types::{PartitionCommand, PartitionResponse, PartitionTypes as C};
 
@@ -45,8 +47,10 @@ pub struct LogView {
     pub last_hlc: Hlc,
     /// Grows each time the log is replaced by an installed snapshot.
     pub generation: u64,
-    /// The newest processor checkpoint.
-    pub checkpoint: Option<Arc<Checkpoint>>,
+    /// The newest sealed processor checkpoint.
+    pub checkpoint: Option<CheckpointRef>,
+    /// Records from this offset on must stay (the checkpoints' pieces).
+    pub retain_from: Option<u64>,
 }
 
 pub struct PartitionStateMachine {
@@ -102,21 +106,19 @@ fn load(
             state.next_offset
         )));
     }
-    let mut from = state.next_offset;
-    loop {
-        let records = log.read(from, 8 << 20).map_err(io::Error::other)?;
-        let Some((last, _)) = records.last() else { break };
-        let next = last.end_offset();
-        for (_, payload) in &records {
-            let record: LogRecord = postcard::from_bytes(payload)
+    // Every record after the state file, markers included: an offset alone
+    // cannot tell the markers that share it apart, a scan can.
+    log.scan::<io::Error>(
+        state.next_offset,
+        8 << 20,
+        |_| Pick::Take,
+        |_, payload| {
+            let record: LogRecord = postcard::from_bytes(&payload)
                 .map_err(|e| invalid(format!("partition {partition}: undecodable record: {e}")))?;
             state.replay(&record);
-        }
-        if next == from {
-            break;
-        }
-        from = next;
-    }
+            Ok(ControlFlow::Continue(()))
+        },
+    )?;
     Ok((Arc::new(log), state))
 }
 
@@ -136,7 +138,8 @@ impl PartitionStateMachine {
             next_offset: state.next_offset,
             last_hlc: state.last_hlc,
             generation: 0,
-            checkpoint: state.checkpoint.clone().map(Arc::new),
+            checkpoint: state.checkpoint,
+            retain_from: state.retain_from(),
         };
         let (view, receiver) = watch::channel(view);
         let sm = PartitionStateMachine {
@@ -160,9 +163,8 @@ impl PartitionStateMachine {
             }
             view.next_offset = self.state.next_offset;
             view.last_hlc = self.state.last_hlc;
-            if view.checkpoint.as_ref().map(|c| c.offset) != self.state.checkpoint.as_ref().map(|c| c.offset) {
-                view.checkpoint = self.state.checkpoint.clone().map(Arc::new);
-            }
+            view.checkpoint = self.state.checkpoint;
+            view.retain_from = self.state.retain_from();
         });
     }
 
@@ -245,8 +247,14 @@ impl RaftStateMachine<C> for PartitionStateMachine {
                     }
                     response
                 }
-                EntryPayload::Normal(PartitionCommand::Checkpoint(checkpoint)) => {
-                    if let Some((header, record)) = self.state.apply_checkpoint(log_id, checkpoint) {
+                EntryPayload::Normal(PartitionCommand::CheckpointChunk(chunk)) => {
+                    if let Some((header, record)) = self.state.apply_checkpoint_chunk(log_id, chunk) {
+                        self.append(&header, &record)?;
+                    }
+                    PartitionResponse::default()
+                }
+                EntryPayload::Normal(PartitionCommand::Checkpoint(seal)) => {
+                    if let Some((header, record)) = self.state.apply_checkpoint_seal(log_id, seal) {
                         self.append(&header, &record)?;
                     }
                     PartitionResponse::default()
@@ -312,5 +320,52 @@ impl RaftStateMachine<C> for PartitionStateMachine {
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, io::Error> {
         Ok(Some(self.local_snapshot()?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use openraft::LogId;
+    use openraft::impls::leader_id_adv::LeaderId;
+
+    use super::*;
+    use crate::checkpoint::{CHUNK_BYTES, split};
+    use crate::processors::Checkpoint;
+    use crate::types::AppendRequest;
+
+    #[test]
+    fn reopening_replays_past_checkpoint_pieces_larger_than_a_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let generation = dir.path().join("gen-0");
+        let config = EventLogConfig::default();
+        let mut state = PartitionState::default();
+        {
+            let (log, _) = EventLog::open(&generation, config, 0).unwrap();
+            let mut index = 0;
+            let mut next_id = || {
+                index += 1;
+                LogId::new(LeaderId { term: 1, node_id: 1 }, index)
+            };
+            let append = |record: Option<(eddy_storage::eventlog::RecordHeader, LogRecord)>| {
+                if let Some((header, record)) = record {
+                    log.append(&header, &encode(&record).unwrap()).unwrap();
+                }
+            };
+            // Twelve pieces at one offset: 12 MiB of markers, more than the
+            // replay reads at a time, before the events that follow.
+            let big = Checkpoint { offset: 0, states: [("p".to_owned(), vec![1u8; 12 * CHUNK_BYTES - 64])].into() };
+            let (chunks, seal) = split(&big, 9, u64::MAX).unwrap();
+            assert_eq!(chunks.len(), 12);
+            for chunk in &chunks {
+                append(state.apply_checkpoint_chunk(next_id(), chunk));
+            }
+            append(state.apply_checkpoint_seal(next_id(), &seal));
+            let events = AppendRequest { producer: None, proposed_ms: 5, events: vec![eddy_core::Event::default(); 3] };
+            append(state.apply_append(next_id(), &[events]).0);
+        }
+        let (log, loaded) = load(0, &generation, config).unwrap();
+        assert_eq!(loaded.next_offset, 3);
+        assert_eq!(loaded, state);
+        assert_eq!(log.next_offset(), 3);
     }
 }

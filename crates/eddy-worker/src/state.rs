@@ -13,7 +13,7 @@ use openraft::Membership;
 use openraft::type_config::alias::{LogIdOf, StoredMembershipOf};
 use serde::{Deserialize, Serialize};
 
-use crate::processors::Checkpoint;
+use crate::checkpoint::{CheckpointChunk, CheckpointRef, CheckpointSeal, PendingCheckpoint};
 use crate::producers::{Check, ProducerTable};
 use crate::types::{AppendOutcome, AppendRequest, BatchAck, PartitionResponse, PartitionTypes as C, ProducerStamp};
 
@@ -24,6 +24,7 @@ pub type MembershipOf<C> = Membership<u64, <C as openraft::RaftTypeConfig>::Node
 pub const TAG_EVENTS: u8 = 1;
 pub const TAG_MEMBERSHIP: u8 = 2;
 pub const TAG_CHECKPOINT: u8 = 3;
+pub const TAG_CHECKPOINT_CHUNK: u8 = 4;
 
 /// An event as the log keeps it: with its commit hlc.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,9 +43,24 @@ pub struct LoggedBatch {
 /// The payload of an event log record.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum LogRecord {
-    Events { log_id: LogIdOf<C>, batches: Vec<LoggedBatch> },
-    Membership { log_id: LogIdOf<C>, membership: MembershipOf<C> },
-    Checkpoint { log_id: LogIdOf<C>, checkpoint: Checkpoint },
+    Events {
+        log_id: LogIdOf<C>,
+        batches: Vec<LoggedBatch>,
+    },
+    Membership {
+        log_id: LogIdOf<C>,
+        membership: MembershipOf<C>,
+    },
+    /// A sealed processor checkpoint: where its pieces are.
+    Checkpoint {
+        log_id: LogIdOf<C>,
+        checkpoint: CheckpointRef,
+    },
+    /// One piece of a processor checkpoint.
+    CheckpointChunk {
+        log_id: LogIdOf<C>,
+        chunk: CheckpointChunk,
+    },
 }
 
 impl LogRecord {
@@ -52,7 +68,8 @@ impl LogRecord {
         match self {
             LogRecord::Events { log_id, .. }
             | LogRecord::Membership { log_id, .. }
-            | LogRecord::Checkpoint { log_id, .. } => *log_id,
+            | LogRecord::Checkpoint { log_id, .. }
+            | LogRecord::CheckpointChunk { log_id, .. } => *log_id,
         }
     }
 }
@@ -64,8 +81,10 @@ pub struct PartitionState {
     pub next_offset: u64,
     pub last_hlc: Hlc,
     pub producers: ProducerTable,
-    /// The newest processor checkpoint.
-    pub checkpoint: Option<Checkpoint>,
+    /// The newest sealed processor checkpoint.
+    pub checkpoint: Option<CheckpointRef>,
+    /// The checkpoint whose pieces are arriving.
+    pub pending_checkpoint: Option<PendingCheckpoint>,
 }
 
 impl PartitionState {
@@ -120,38 +139,74 @@ impl PartitionState {
     pub fn apply_membership(&mut self, log_id: LogIdOf<C>, membership: MembershipOf<C>) -> (RecordHeader, LogRecord) {
         self.membership = StoredMembershipOf::<C>::new(Some(log_id), membership.clone());
         self.last_applied = Some(log_id);
-        let header = RecordHeader {
-            tag: TAG_MEMBERSHIP,
-            first_offset: self.next_offset,
-            count: 0,
-            first_hlc: self.last_hlc.0,
-            last_hlc: self.last_hlc.0,
-        };
-        (header, LogRecord::Membership { log_id, membership })
+        (self.marker(TAG_MEMBERSHIP), LogRecord::Membership { log_id, membership })
     }
 
-    /// Applies a processor checkpoint: returns the marker record, or none
-    /// when a newer checkpoint is already held.
-    pub fn apply_checkpoint(
+    /// Applies a piece of a processor checkpoint: returns its marker
+    /// record, or none when it does not continue the checkpoint under way
+    /// (a piece of a checkpoint whose leader stopped midway).
+    pub fn apply_checkpoint_chunk(
         &mut self,
         log_id: LogIdOf<C>,
-        checkpoint: &Checkpoint,
+        chunk: &CheckpointChunk,
     ) -> Option<(RecordHeader, LogRecord)> {
         self.last_applied = Some(log_id);
-        if self.checkpoint.as_ref().is_some_and(|held| held.offset > checkpoint.offset)
-            || checkpoint.offset > self.next_offset
-        {
+        let at = self.next_offset;
+        let len = chunk.bytes.len() as u64;
+        match &mut self.pending_checkpoint {
+            Some(pending) if pending.id == chunk.id && pending.chunks == chunk.index => {
+                pending.chunks += 1;
+                pending.len += len;
+                pending.chunks_to = at;
+            }
+            _ if chunk.index == 0 => {
+                self.pending_checkpoint =
+                    Some(PendingCheckpoint { id: chunk.id, chunks: 1, len, chunks_from: at, chunks_to: at });
+            }
+            _ => return None,
+        }
+        let header = self.marker(TAG_CHECKPOINT_CHUNK);
+        Some((header, LogRecord::CheckpointChunk { log_id, chunk: chunk.clone() }))
+    }
+
+    /// Applies the seal of a processor checkpoint: returns its marker
+    /// record, or none when its pieces did not all arrive or a newer
+    /// checkpoint is already held.
+    pub fn apply_checkpoint_seal(
+        &mut self,
+        log_id: LogIdOf<C>,
+        seal: &CheckpointSeal,
+    ) -> Option<(RecordHeader, LogRecord)> {
+        self.last_applied = Some(log_id);
+        let pending = self.pending_checkpoint.as_ref()?;
+        let whole = pending.id == seal.id && pending.chunks == seal.chunks && pending.len == seal.len;
+        let older = self.checkpoint.as_ref().is_some_and(|held| held.offset() > seal.offset);
+        if !whole || older || seal.offset > self.next_offset {
             return None;
         }
-        self.checkpoint = Some(checkpoint.clone());
-        let header = RecordHeader {
-            tag: TAG_CHECKPOINT,
+        let reference = CheckpointRef { seal: *seal, chunks_from: pending.chunks_from, chunks_to: pending.chunks_to };
+        self.pending_checkpoint = None;
+        self.checkpoint = Some(reference);
+        Some((self.marker(TAG_CHECKPOINT), LogRecord::Checkpoint { log_id, checkpoint: reference }))
+    }
+
+    /// The header of a marker record at the log's end.
+    fn marker(&self, tag: u8) -> RecordHeader {
+        RecordHeader {
+            tag,
             first_offset: self.next_offset,
             count: 0,
             first_hlc: self.last_hlc.0,
             last_hlc: self.last_hlc.0,
-        };
-        Some((header, LogRecord::Checkpoint { log_id, checkpoint: checkpoint.clone() }))
+        }
+    }
+
+    /// The oldest offset whose records a replica must keep: the pieces of
+    /// its latest checkpoint and of the one under way.
+    pub fn retain_from(&self) -> Option<u64> {
+        let sealed = self.checkpoint.as_ref().map(|c| c.chunks_from);
+        let pending = self.pending_checkpoint.as_ref().map(|p| p.chunks_from);
+        sealed.into_iter().chain(pending).min()
     }
 
     /// Applies an entry that changes nothing but the applied position.
@@ -195,7 +250,10 @@ impl PartitionState {
                 self.apply_membership(*log_id, membership.clone());
             }
             LogRecord::Checkpoint { log_id, checkpoint } => {
-                self.apply_checkpoint(*log_id, checkpoint);
+                self.apply_checkpoint_seal(*log_id, &checkpoint.seal);
+            }
+            LogRecord::CheckpointChunk { log_id, chunk } => {
+                self.apply_checkpoint_chunk(*log_id, chunk);
             }
         }
     }

@@ -40,8 +40,10 @@ pub struct AppendRequest {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum PartitionCommand {
     Append(Vec<AppendRequest>),
-    /// The leader's processors' states at an offset.
-    Checkpoint(crate::processors::Checkpoint),
+    /// One piece of the leader's processors' states (see [`crate::checkpoint`]).
+    CheckpointChunk(crate::checkpoint::CheckpointChunk),
+    /// Closes a checkpoint whose pieces committed before it.
+    Checkpoint(crate::checkpoint::CheckpointSeal),
 }
 
 impl fmt::Display for PartitionCommand {
@@ -51,7 +53,12 @@ impl fmt::Display for PartitionCommand {
                 let events: usize = requests.iter().map(|r| r.events.len()).sum();
                 write!(f, "append {events} events in {} batches", requests.len())
             }
-            PartitionCommand::Checkpoint(c) => write!(f, "processor checkpoint at offset {}", c.offset),
+            PartitionCommand::CheckpointChunk(c) => {
+                write!(f, "piece {} of processor checkpoint {:x} ({} bytes)", c.index, c.id, c.bytes.len())
+            }
+            PartitionCommand::Checkpoint(c) => {
+                write!(f, "seal of processor checkpoint {:x} at offset {} ({} bytes)", c.id, c.offset, c.len)
+            }
         }
     }
 }

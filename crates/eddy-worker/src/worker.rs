@@ -29,6 +29,8 @@ pub struct Worker {
     /// carrying out.
     converging: Arc<std::sync::Mutex<std::collections::BTreeSet<PartitionId>>>,
     map: watch::Receiver<Arc<ClusterMap>>,
+    /// Replicas the table places here that cannot be opened, and why.
+    broken: std::sync::Mutex<BTreeMap<PartitionId, String>>,
     /// Spreads keyless submits over the partitions this node leads.
     next_keyless: AtomicUsize,
     task: std::sync::Mutex<Option<JoinHandle<()>>>,
@@ -43,6 +45,7 @@ impl Worker {
             ctx,
             replicas: RwLock::new(BTreeMap::new()),
             converging: Default::default(),
+            broken: Default::default(),
             map,
             next_keyless: AtomicUsize::new(0),
             task: std::sync::Mutex::new(None),
@@ -59,6 +62,7 @@ impl Worker {
                         worker.reconcile(&map).await;
                         worker.converge_led(&map);
                         worker.drop_departed(&map).await;
+                        worker.tidy_strays(&map).await;
                     }
                     Ok(_) => {}
                     Err(err) => tracing::warn!(error = %err, "cannot read the partition map"),
@@ -158,23 +162,7 @@ impl Worker {
         }
         let me = self.ctx.node_id;
         for assignment in map.table.partitions.iter().filter(|p| p.replicas.contains(&me)) {
-            let replica = match self.replica(assignment.id) {
-                Some(replica) => replica,
-                None => match Replica::open(assignment.id, &self.ctx).await {
-                    Ok(replica) => {
-                        let replica = Arc::new(replica);
-                        if let Ok(mut replicas) = self.replicas.write() {
-                            replicas.insert(assignment.id, replica.clone());
-                        }
-                        tracing::info!(partition = assignment.id, "partition replica opened");
-                        replica
-                    }
-                    Err(err) => {
-                        tracing::error!(partition = assignment.id, error = %err, "cannot open partition replica");
-                        continue;
-                    }
-                },
-            };
+            let Some(replica) = self.open_replica(assignment.id).await else { continue };
             if assignment.leader == Some(me) && assignment.leader_term == 0 {
                 let members: BTreeMap<NodeId, RaftNode> = assignment
                     .replicas
@@ -189,6 +177,100 @@ impl Worker {
                     }
                 }
             }
+        }
+    }
+
+    /// The local replica of `partition`, opened now if it is not open yet.
+    /// A replica that cannot be opened is recorded as broken: reported to
+    /// the controller, which rebuilds it from the other replicas.
+    async fn open_replica(&self, partition: PartitionId) -> Option<Arc<Replica>> {
+        if let Some(replica) = self.replica(partition) {
+            return Some(replica);
+        }
+        match Replica::open(partition, &self.ctx).await {
+            Ok(replica) => {
+                let replica = Arc::new(replica);
+                if let Ok(mut replicas) = self.replicas.write() {
+                    replicas.insert(partition, replica.clone());
+                }
+                self.set_broken(partition, None);
+                tracing::info!(partition, "partition replica opened");
+                Some(replica)
+            }
+            Err(err) => {
+                self.set_broken(partition, Some(err.to_string()));
+                None
+            }
+        }
+    }
+
+    /// Records whether the replica of `partition` is broken, logging changes.
+    fn set_broken(&self, partition: PartitionId, reason: Option<String>) {
+        let Ok(mut broken) = self.broken.lock() else { return };
+        match reason {
+            Some(reason) if broken.get(&partition) != Some(&reason) => {
+                tracing::error!(
+                    partition,
+                    error = %reason,
+                    "cannot open partition replica; reported to the controller, which moves it off this node \
+                     so that it can be rebuilt from the other replicas"
+                );
+                broken.insert(partition, reason);
+            }
+            Some(_) => {}
+            None => {
+                if broken.remove(&partition).is_some() {
+                    tracing::info!(partition, "partition replica no longer broken");
+                }
+            }
+        }
+        crate::metrics::replicas_broken(broken.len());
+    }
+
+    /// Replicas the table places here that cannot be opened, with why.
+    pub fn broken(&self) -> Vec<(PartitionId, String)> {
+        self.broken.lock().map(|b| b.iter().map(|(p, why)| (*p, why.clone())).collect()).unwrap_or_default()
+    }
+
+    /// Partition directories on disk that no open replica owns and the
+    /// table does not place here (left by a move away while this node was
+    /// down, or by a broken replica the controller moved off): deleted once
+    /// the group's leader says this node is not a member; opened again if
+    /// it says it still is (a move still under way), so the group keeps
+    /// its copy.
+    async fn tidy_strays(&self, map: &ClusterMap) {
+        let me = self.ctx.node_id;
+        for partition in self.partition_dirs() {
+            let Some(assignment) = map.table.get(partition) else { continue };
+            if assignment.replicas.contains(&me) || self.replica(partition).is_some() {
+                continue;
+            }
+            match self.leader_counts_me(map, assignment, me).await {
+                Some(false) => self.delete_stray(partition).await,
+                Some(true) => {
+                    tracing::info!(partition, "reopening a replica its group still counts on");
+                    self.open_replica(partition).await;
+                }
+                None => {}
+            }
+        }
+    }
+
+    /// Partitions with a directory under this node's data.
+    fn partition_dirs(&self) -> Vec<PartitionId> {
+        let Ok(entries) = std::fs::read_dir(&self.ctx.partitions_dir) else { return Vec::new() };
+        entries.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect()
+    }
+
+    async fn delete_stray(&self, partition: PartitionId) {
+        let dir = self.ctx.partitions_dir.join(partition.to_string());
+        let dropped = self.ctx.store.drop_group(crate::types::group_of(partition)).await.map_err(|e| e.to_string());
+        match dropped.and_then(|()| std::fs::remove_dir_all(&dir).map_err(|e| e.to_string())) {
+            Ok(()) => {
+                self.set_broken(partition, None);
+                tracing::info!(partition, dir = %dir.display(), "deleted the data of a partition this node no longer holds");
+            }
+            Err(err) => tracing::warn!(partition, error = %err, "cannot delete the data of a departed partition"),
         }
     }
 
@@ -389,8 +471,11 @@ impl Worker {
     fn apply_retention(&self) {
         let now_ms = wall_clock_ms();
         for replica in self.replicas() {
-            let log = replica.view.borrow().log.clone();
-            match log.apply_retention(now_ms) {
+            let (log, keep_from) = {
+                let view = replica.view.borrow();
+                (view.log.clone(), view.retain_from)
+            };
+            match log.apply_retention(now_ms, keep_from) {
                 Ok(0) => {}
                 Ok(removed) => tracing::info!(
                     partition = replica.partition,

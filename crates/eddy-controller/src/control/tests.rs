@@ -1,9 +1,11 @@
-use eddy_core::{LeaderReport, NodeState};
+use eddy_core::{LeaderReport, NodeState, Operation};
 
 use super::*;
 
 const LIVENESS: LivenessConfig = LivenessConfig { suspect_after_ms: 1000, down_after_ms: 3000 };
 const SETTINGS: ClusterSettings = ClusterSettings { partition_count: 4, replication_factor: 1 };
+
+static NO_BROKEN: BrokenReplicas = BrokenReplicas::new();
 
 fn map_with(nodes: &[(NodeId, NodeState)]) -> ClusterMap {
     crate::test_maps::cluster(nodes, SETTINGS.partition_count, SETTINGS.replication_factor)
@@ -18,6 +20,7 @@ fn observe<'a>(map: &'a ClusterMap, silence: &'a BTreeMap<NodeId, Silence>, sett
         bootstrap_settings: SETTINGS,
         fresh_cluster_id: "fresh",
         leader_reports: &[],
+        broken: &NO_BROKEN,
     }
 }
 
@@ -78,5 +81,29 @@ fn newer_leader_reports_are_recorded_and_stale_ones_dropped() {
     assert_eq!(
         decision.commands,
         vec![Command::ObserveLeaders { reports: vec![LeaderReport { partition: 0, node: 2, term: 4 }] }]
+    );
+}
+
+#[test]
+fn a_broken_replica_is_taken_off_its_node_and_not_placed_back_there() {
+    let mut map = crate::test_maps::cluster(&crate::test_maps::up(3), 2, 3);
+    for p in &mut map.table.partitions {
+        p.replicas = vec![1, 2, 3];
+        p.leader = Some(1);
+        p.leader_term = 2;
+    }
+    // Partition 1 already lost its replica on node 3: the placer would fill it there.
+    map.table.partitions[1].replicas = vec![1, 2];
+    let silence = BTreeMap::new();
+    let mut broken = BrokenReplicas::default();
+    broken.hear(3, vec![(0, "cannot open".into()), (1, "cannot open".into())]);
+    let obs = Observations { broken: &broken, ..observe(&map, &silence, true) };
+    let decision = decide(&obs, LIVENESS);
+    let [Command::ApplyOperations { operations, .. }] = decision.commands.as_slice() else {
+        panic!("{:?}", decision.commands)
+    };
+    assert!(
+        matches!(operations.as_slice(), [Operation::RemoveReplica { partition: 0, node: 3, .. }]),
+        "{operations:?}"
     );
 }

@@ -246,7 +246,8 @@ impl ControllerService for ControllerApi {
             .iter()
             .map(|l| eddy_core::GroupLead { partition: l.partition, term: l.term, voters: l.voters.clone() })
             .collect();
-        match controller.heartbeat(body.node_id, &body.cluster_id, leading) {
+        let broken = body.broken.iter().map(|b| (b.partition, b.reason.clone())).collect();
+        match controller.heartbeat(body.node_id, &body.cluster_id, leading, broken) {
             Ok(answer) => Ok(Response::new(HeartbeatResponse {
                 state: answer.state.map_or(NodeState::Unspecified, node_state_to_wire) as i32,
                 registered: answer.state.is_some(),

@@ -15,6 +15,7 @@
 //! a record once its append has returned.
 
 mod record;
+mod scan;
 mod segment;
 
 use std::fs;
@@ -23,6 +24,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
 pub use record::RecordHeader;
+pub use scan::Pick;
 
 /// Whether `name` is the name of a segment file of a log, and its first offset.
 pub fn parse_file_name(name: &str) -> Option<u64> {
@@ -59,6 +61,16 @@ pub enum EventLogError {
     BelowStart { offset: u64, start: u64 },
     #[error("event log {dir}: segment {segment} does not continue the previous one (expected offset {expected})")]
     Gap { dir: String, segment: String, expected: u64 },
+}
+
+impl From<EventLogError> for io::Error {
+    fn from(err: EventLogError) -> Self {
+        let kind = match &err {
+            EventLogError::Io { source, .. } => source.kind(),
+            _ => io::ErrorKind::InvalidData,
+        };
+        io::Error::new(kind, err.to_string())
+    }
 }
 
 /// What opening the log found and repaired.
@@ -190,16 +202,24 @@ impl EventLog {
     /// Appends a record; it must start at [`next_offset`](Self::next_offset).
     pub fn append(&self, header: &RecordHeader, payload: &[u8]) -> Result<(), EventLogError> {
         let _writer = self.writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let (active, pos, next) = {
+        let (active, pos, next, base) = {
             let segments = self.read_segments();
             let last = segments.list.last();
-            (last.map(|s| (s.reader(), s.len)), last.map_or(0, |s| s.len), last.map_or(0, Segment::end_offset))
+            (
+                last.map(|s| (s.reader(), s.len)),
+                last.map_or(0, |s| s.len),
+                last.map_or(0, Segment::end_offset),
+                last.map_or(u64::MAX, |s| s.base_offset),
+            )
         };
         if header.first_offset != next {
             return Err(EventLogError::NotNext { offset: header.first_offset, next });
         }
+        // A segment is named after its first offset, so one that covers
+        // no offset yet (markers only) takes more records rather than roll
+        // into a second segment of the same name.
         let (active, pos) = match active {
-            Some((reader, len)) if len < self.config.segment_bytes => (reader, pos),
+            Some((reader, len)) if len < self.config.segment_bytes || next == base => (reader, pos),
             _ => (self.roll(next)?, 0),
         };
         let bytes = record::encode(header, payload);
@@ -239,7 +259,23 @@ impl EventLog {
     /// Records covering `from` onwards, up to about `max_bytes` (at least
     /// one record when there is one). Empty when `from` is the next offset.
     pub fn read(&self, from: u64, max_bytes: usize) -> Result<Vec<(RecordHeader, Vec<u8>)>, EventLogError> {
-        let plan = self.plan_read(from, max_bytes)?;
+        let plan = self.plan_read(from, max_bytes, true)?;
+        self.read_planned(plan)
+    }
+
+    /// Like [`read`](Self::read), but only the records that cover offsets
+    /// (events): markers are passed over unread, whatever their size. Every
+    /// record returned ends after `from`, so a reader that goes on from the
+    /// last record's end always moves forward.
+    pub fn read_events(&self, from: u64, max_bytes: usize) -> Result<Vec<(RecordHeader, Vec<u8>)>, EventLogError> {
+        let plan = self.plan_read(from, max_bytes, false)?;
+        self.read_planned(plan)
+    }
+
+    fn read_planned(
+        &self,
+        plan: Vec<(SegmentReader, IndexEntry)>,
+    ) -> Result<Vec<(RecordHeader, Vec<u8>)>, EventLogError> {
         let mut out = Vec::with_capacity(plan.len());
         for (segment, entry) in plan {
             out.push(segment.read_record(&entry).map_err(io_err(&self.dir))?);
@@ -248,7 +284,12 @@ impl EventLog {
     }
 
     /// Which records to read, chosen under the lock; read after it.
-    fn plan_read(&self, from: u64, max_bytes: usize) -> Result<Vec<(SegmentReader, IndexEntry)>, EventLogError> {
+    fn plan_read(
+        &self,
+        from: u64,
+        max_bytes: usize,
+        markers: bool,
+    ) -> Result<Vec<(SegmentReader, IndexEntry)>, EventLogError> {
         let segments = self.read_segments();
         let start = segments.list.first().map_or(0, |s| s.base_offset);
         if from < start {
@@ -264,7 +305,7 @@ impl EventLog {
         for segment in &segments.list[first_segment.min(segments.list.len())..] {
             let first = segment.entries.partition_point(before);
             let handle = segment.reader();
-            for entry in &segment.entries[first..] {
+            for entry in segment.entries[first..].iter().filter(|e| markers || e.header.count > 0) {
                 if !plan.is_empty() && bytes + entry.size as usize > max_bytes {
                     return Ok(plan);
                 }
@@ -290,8 +331,10 @@ impl EventLog {
     }
 
     /// Deletes the oldest sealed segments beyond the size limit or older
-    /// than the age limit; returns how many went.
-    pub fn apply_retention(&self, now_ms: u64) -> Result<usize, EventLogError> {
+    /// than the age limit, but none holding a record at or after
+    /// `keep_from` (the records a reader still needs, such as the latest
+    /// processor checkpoint); returns how many went.
+    pub fn apply_retention(&self, now_ms: u64, keep_from: Option<u64>) -> Result<usize, EventLogError> {
         let _writer = self.writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let mut segments = self.write_segments();
         let mut total: u64 = segments.list.iter().map(|s| s.len).sum();
@@ -299,6 +342,10 @@ impl EventLog {
         let mut removed = 0;
         while segments.list.len() > 1 && segments.list[0].sealed {
             let oldest = &segments.list[0];
+            // A marker at a segment's end offset may sit in that segment.
+            if keep_from.is_some_and(|keep| oldest.end_offset() >= keep) {
+                break;
+            }
             let too_big = total > self.config.retention_bytes;
             let too_old =
                 self.config.retention_ms > 0 && oldest.last_hlc().is_none_or(|hlc| eddy_hlc_ms(hlc) < cutoff_ms);

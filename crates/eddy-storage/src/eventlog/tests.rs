@@ -170,7 +170,7 @@ fn retention_drops_whole_old_segments_by_size_and_age() {
     let (log, _) = EventLog::open(dir.path(), config, 0).unwrap();
     fill(&log, 30, 1);
     let before = log.files().len();
-    let removed = log.apply_retention(0).unwrap();
+    let removed = log.apply_retention(0, None).unwrap();
     assert!(removed > 0 && log.size_bytes() <= 700 + 300, "{removed} of {before}");
     let start = log.start_offset();
     assert!(start > 0);
@@ -181,14 +181,143 @@ fn retention_drops_whole_old_segments_by_size_and_age() {
     let config = EventLogConfig { segment_bytes: 300, retention_bytes: u64::MAX, retention_ms: 1000 };
     let (log, _) = EventLog::open(aged.path(), config, 0).unwrap();
     fill(&log, 30, 1); // the event at offset o has hlc ms o + 1
-    assert!(log.apply_retention(1015).unwrap() > 0);
+    assert!(log.apply_retention(1015, None).unwrap() > 0);
     // Only segments wholly older than 15 ms went: offsets 14.. stay.
     let start = log.start_offset();
     assert!(start > 0 && start <= 14, "start {start}");
-    assert_eq!(log.apply_retention(1015).unwrap(), 0, "retention is idempotent");
-    assert!(log.apply_retention(1_000_000).unwrap() > 0);
+    assert_eq!(log.apply_retention(1015, None).unwrap(), 0, "retention is idempotent");
+    assert!(log.apply_retention(1_000_000, None).unwrap() > 0);
     assert!(!log.files().is_empty(), "the active segment always stays");
     assert_eq!(log.next_offset(), 30);
+}
+
+fn marker(log: &EventLog, size: usize, tag: u8) {
+    let next = log.next_offset();
+    let header = RecordHeader { tag, first_offset: next, count: 0, first_hlc: 0, last_hlc: 0 };
+    log.append(&header, &vec![tag; size]).unwrap();
+}
+
+#[test]
+fn event_readers_pass_over_markers_of_any_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = EventLog::open(dir.path(), small(), 0).unwrap();
+    fill(&log, 2, 2);
+    // A marker far above the read limit, right where a reader stands.
+    marker(&log, 5_000, 9);
+    fill(&log, 2, 2);
+    let records = log.read(4, 100).unwrap();
+    assert_eq!((records.len(), records[0].0.count), (1, 0), "read serves the marker alone");
+    let events = log.read_events(4, 100).unwrap();
+    assert_eq!(events[0].0.first_offset, 4);
+    assert!(events.iter().all(|(h, _)| h.count > 0 && h.end_offset() > 4));
+    // Reading on from the last record's end reaches the end of the log.
+    let mut next = 0;
+    while let Some((last, _)) = log.read_events(next, 100).unwrap().last() {
+        next = last.end_offset();
+    }
+    assert_eq!(next, log.next_offset());
+}
+
+#[test]
+fn markers_alone_never_roll_into_a_segment_of_the_same_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = EventLog::open(dir.path(), small(), 0).unwrap();
+    fill(&log, 1, 1);
+    for _ in 0..5 {
+        marker(&log, 200, 9);
+    }
+    fill(&log, 1, 1);
+    marker(&log, 200, 9);
+    let (reopened, recovery) = EventLog::open(dir.path(), small(), 0).unwrap();
+    assert_eq!(recovery.reason, None);
+    assert_eq!(reopened.next_offset(), 2);
+    let mut seen = 0;
+    reopened
+        .scan::<EventLogError>(
+            0,
+            1,
+            |_| Pick::Take,
+            |_, _| {
+                seen += 1;
+                Ok(std::ops::ControlFlow::Continue(()))
+            },
+        )
+        .unwrap();
+    assert_eq!(seen, 8);
+}
+
+#[test]
+fn a_scan_visits_every_record_once_in_order_and_stops_when_told() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = EventLog::open(dir.path(), small(), 0).unwrap();
+    fill(&log, 3, 1);
+    for _ in 0..4 {
+        marker(&log, 120, 9);
+    }
+    marker(&log, 10, 8);
+    fill(&log, 6, 1);
+    marker(&log, 10, 8);
+    fill(&log, 2, 1);
+    let mut all = Vec::new();
+    log.scan::<EventLogError>(
+        3,
+        150,
+        |_| Pick::Take,
+        |h, _| {
+            all.push((h.first_offset, h.count, h.tag));
+            Ok(std::ops::ControlFlow::Continue(()))
+        },
+    )
+    .unwrap();
+    let mut expected = vec![(3, 0, 9); 4];
+    expected.push((3, 0, 8));
+    expected.extend((3..9).map(|o| (o, 1, 1)));
+    expected.push((9, 0, 8));
+    expected.extend((9..11).map(|o| (o, 1, 1)));
+    assert_eq!(all, expected, "small batches still visit each record once");
+    // Only tag 8, and stop past offset 5: payloads of the rest are never read.
+    let mut picked = Vec::new();
+    log.scan::<EventLogError>(
+        0,
+        usize::MAX,
+        |h| match (h.first_offset, h.tag) {
+            (o, _) if o > 5 => Pick::Stop,
+            (_, 8) => Pick::Take,
+            _ => Pick::Skip,
+        },
+        |h, payload| {
+            picked.push((h.first_offset, payload.len()));
+            Ok(std::ops::ControlFlow::Continue(()))
+        },
+    )
+    .unwrap();
+    assert_eq!(picked, vec![(3, 10)]);
+    let mut first = None;
+    log.scan::<EventLogError>(
+        0,
+        usize::MAX,
+        |_| Pick::Take,
+        |h, _| {
+            first = Some(h.first_offset);
+            Ok(std::ops::ControlFlow::Break(()))
+        },
+    )
+    .unwrap();
+    assert_eq!(first, Some(0));
+}
+
+#[test]
+fn retention_keeps_what_a_reader_still_needs() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = EventLogConfig { segment_bytes: 300, retention_bytes: 0, retention_ms: 0 };
+    let (log, _) = EventLog::open(dir.path(), config, 0).unwrap();
+    fill(&log, 30, 1);
+    assert!(log.apply_retention(0, Some(12)).unwrap() > 0);
+    assert!(log.start_offset() <= 12, "offset 12 is kept: start {}", log.start_offset());
+    assert_eq!(log.apply_retention(0, Some(12)).unwrap(), 0);
+    assert!(log.read(12, 10).is_ok());
+    assert!(log.apply_retention(0, None).unwrap() > 0);
+    assert!(log.start_offset() > 12);
 }
 
 proptest! {

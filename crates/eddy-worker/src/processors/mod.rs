@@ -68,6 +68,10 @@ pub struct ProcessorsConfig {
     pub checkpoint_every_events: u64,
     /// ...or this long, whichever comes first.
     pub checkpoint_every_ms: u64,
+    /// A checkpoint larger than this is not taken (a new leader replays
+    /// the log instead): it bounds the memory a checkpoint takes to build
+    /// and to restore.
+    pub max_checkpoint_bytes: u64,
 }
 
 impl Default for ProcessorsConfig {
@@ -80,6 +84,7 @@ impl Default for ProcessorsConfig {
             synthetic_cost_us: BTreeMap::new(),
             checkpoint_every_events: 10_000,
             checkpoint_every_ms: 30_000,
+            max_checkpoint_bytes: 1 << 30,
         }
     }
 }

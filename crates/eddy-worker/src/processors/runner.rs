@@ -68,31 +68,14 @@ pub struct RunnerContext {
 }
 
 impl ProcessorRunner {
-    /// Starts the processors from the partition's latest checkpoint.
+    /// Starts the processors: they restore the partition's latest
+    /// checkpoint, then fold the events after it.
     pub fn start(ctx: RunnerContext) -> Self {
-        let mut fresh = processors(ctx.partition, &ctx.config, &ctx.extra);
-        let checkpoint = ctx.view.borrow().checkpoint.clone();
-        let mut from = ctx.view.borrow().log.start_offset();
-        if let Some(checkpoint) = checkpoint {
-            match restore(&mut fresh, &checkpoint) {
-                Ok(()) => from = checkpoint.offset,
-                Err(err) => {
-                    tracing::warn!(partition = ctx.partition, error = %err, "cannot restore a processor checkpoint; replaying the log");
-                    fresh = processors(ctx.partition, &ctx.config, &ctx.extra);
-                }
-            }
-        }
-        if from > 0 && ctx.view.borrow().checkpoint.is_none() {
-            tracing::warn!(
-                partition = ctx.partition,
-                from,
-                "no checkpoint and the log starts late: processors see only retained events"
-            );
-        }
-        let processors = Arc::new(Mutex::new(fresh));
+        let processors = Arc::new(Mutex::new(processors(ctx.partition, &ctx.config, &ctx.extra)));
+        let from = ctx.view.borrow().log.start_offset();
         let (status_tx, status) = watch::channel(ProcessorStatus { processed: from, restored_from: from });
         let (asks, asked) = mpsc::channel(4);
-        let task = tokio::spawn(run(ctx, processors.clone(), status_tx, asked, from));
+        let task = tokio::spawn(run(ctx, processors.clone(), status_tx, asked));
         ProcessorRunner { processors, status, asks, task }
     }
 
@@ -141,6 +124,50 @@ fn restore(processors: &mut [Box<dyn Processor>], checkpoint: &Checkpoint) -> Re
     Ok(())
 }
 
+/// Restores the latest checkpoint into fresh processors, reading its
+/// pieces from the log (off the runtime: a checkpoint may be large).
+/// Answers the offset the processors go on from.
+async fn restore_latest(ctx: &RunnerContext, processors: &Arc<Mutex<Vec<Box<dyn Processor>>>>) -> u64 {
+    let (log, reference) = {
+        let view = ctx.view.borrow();
+        (view.log.clone(), view.checkpoint)
+    };
+    let start = log.start_offset();
+    let Some(reference) = reference else {
+        if start > 0 {
+            tracing::warn!(
+                partition = ctx.partition,
+                from = start,
+                "no checkpoint and the log starts late: processors see only retained events"
+            );
+        }
+        return start;
+    };
+    let (partition, config, extra) = (ctx.partition, ctx.config.clone(), ctx.extra.clone());
+    let restoring = processors.clone();
+    let restored = tokio::task::spawn_blocking(move || {
+        let checkpoint = crate::checkpoint::read(&log, &reference).map_err(|e| e.to_string())?;
+        let Ok(mut slot) = restoring.lock() else { return Err("processors unavailable".to_owned()) };
+        if let Err(err) = restore(&mut slot, &checkpoint) {
+            *slot = super::processors(partition, &config, &extra);
+            return Err(err);
+        }
+        Ok(checkpoint.offset)
+    })
+    .await;
+    match restored {
+        Ok(Ok(offset)) => offset,
+        Ok(Err(err)) => {
+            tracing::warn!(partition = ctx.partition, error = %err, "cannot restore the processor checkpoint; replaying the log");
+            start
+        }
+        Err(err) => {
+            tracing::warn!(partition = ctx.partition, error = %err, "processor restore stopped; replaying the log");
+            start
+        }
+    }
+}
+
 /// The events of records as stored events.
 pub fn events_of(
     partition: PartitionId,
@@ -172,15 +199,17 @@ async fn run(
     processors: Arc<Mutex<Vec<Box<dyn Processor>>>>,
     status: watch::Sender<ProcessorStatus>,
     mut asks: mpsc::Receiver<CheckpointAsk>,
-    mut next: u64,
 ) {
+    let mut next = restore_latest(&ctx, &processors).await;
+    status.send_replace(ProcessorStatus { processed: next, restored_from: next });
     let mut since_checkpoint = 0u64;
     let mut last_checkpoint = Instant::now();
     let mut asked: Vec<CheckpointAsk> = Vec::new();
     loop {
         let view = ctx.view.borrow_and_update().clone();
         while next < view.next_offset {
-            let records = match view.log.read(next, CHUNK_BYTES) {
+            // Markers (checkpoint pieces among them) are passed over unread.
+            let records = match view.log.read_events(next, CHUNK_BYTES) {
                 Ok(records) if !records.is_empty() => records,
                 Ok(_) => break,
                 Err(err) => {
@@ -327,21 +356,48 @@ impl SliceClock {
     }
 }
 
-/// Proposes the processors' states at `offset`; answers whether the
-/// checkpoint committed.
+/// Proposes the processors' states at `offset`, in pieces, then their
+/// seal; answers whether the checkpoint committed.
 async fn propose_checkpoint(
     ctx: &RunnerContext,
     processors: &Arc<Mutex<Vec<Box<dyn Processor>>>>,
     offset: u64,
 ) -> bool {
-    let states = match processors.lock() {
-        Ok(processors) => processors.iter().map(|p| (p.name().to_owned(), p.checkpoint())).collect(),
-        Err(_) => return false,
+    let (encoding, max_bytes) = (processors.clone(), ctx.config.max_checkpoint_bytes);
+    // Encoding a large state is processor work: on the node's CPU pool.
+    let split = ctx.cpu.run(move || {
+        let states = match encoding.lock() {
+            Ok(processors) => processors.iter().map(|p| (p.name().to_owned(), p.checkpoint())).collect(),
+            Err(_) => return None,
+        };
+        Some(crate::checkpoint::split(&Checkpoint { offset, states }, crate::checkpoint::fresh_id(), max_bytes))
+    });
+    let (chunks, seal) = match split.await {
+        Ok((Some(Ok(split)), _)) => split,
+        Ok((Some(Err(err)), _)) => {
+            crate::metrics::checkpoint_skipped(ctx.partition);
+            tracing::warn!(partition = ctx.partition, offset, error = %err, "processor checkpoint skipped; a new leader replays the log instead");
+            return false;
+        }
+        _ => return false,
     };
-    let checkpoint = Checkpoint { offset, states };
-    match ctx.raft.client_write(PartitionCommand::Checkpoint(checkpoint)).await {
+    let pieces = chunks.len();
+    for chunk in chunks {
+        if let Err(err) = ctx.raft.client_write(PartitionCommand::CheckpointChunk(chunk)).await {
+            tracing::debug!(partition = ctx.partition, error = %err, "processor checkpoint piece not committed");
+            return false;
+        }
+    }
+    match ctx.raft.client_write(PartitionCommand::Checkpoint(seal)).await {
         Ok(_) => {
-            tracing::debug!(partition = ctx.partition, offset, "processor checkpoint committed");
+            crate::metrics::checkpoint_committed(ctx.partition, seal.len);
+            tracing::debug!(
+                partition = ctx.partition,
+                offset,
+                bytes = seal.len,
+                pieces,
+                "processor checkpoint committed"
+            );
             true
         }
         Err(err) => {
