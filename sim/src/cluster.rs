@@ -65,6 +65,7 @@ pub(crate) fn initial_snapshot(s: &Scenario, nodes: &[SimNode]) -> ClusterSnapsh
         nodes_version: 1,
         table: PartitionTable::unassigned(s.partitions),
         placement: Default::default(),
+        history: Default::default(),
     };
     let placed = InitialPlacer.plan(&Snapshot { map: &map });
     // The initial placer fits the table by construction.

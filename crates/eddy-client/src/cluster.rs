@@ -15,6 +15,12 @@ use crate::view::StatusView;
 use crate::{ClientError, normalize_endpoint};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// HTTP/2 pings on every connection: a node that stops answering with its
+/// connection open (a paused process, a cut link) is noticed within
+/// interval plus timeout, and everything waiting on it is retried
+/// elsewhere, reads and streams included.
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(2);
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(4);
 
 /// Calls the cluster API on the first endpoint that answers; a "not leader"
 /// answer sends the call on to the leader it names.
@@ -47,6 +53,9 @@ impl ClusterClient {
         let channel = Endpoint::from_shared(url.to_owned())
             .map_err(|e| ClientError::InvalidEndpoint { endpoint: url.to_owned(), reason: e.to_string() })?
             .connect_timeout(CONNECT_TIMEOUT)
+            .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
+            .keep_alive_timeout(KEEPALIVE_TIMEOUT)
+            .keep_alive_while_idle(true)
             .tcp_nodelay(true)
             .timeout(self.timeout)
             .connect_lazy();

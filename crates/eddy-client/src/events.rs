@@ -45,6 +45,12 @@ pub fn event_acks(response: &SubmitResponse) -> Vec<EventAck> {
 pub struct RetryPolicy {
     /// Give up on a call after this long.
     pub deadline: Duration,
+    /// How long one attempt of a submit may wait for its answer before the
+    /// node counts as silent (paused, or cut off with its connections
+    /// open) and the submit is tried on the partition's other replicas.
+    /// A submit that asks to be answered once processed may wait this
+    /// long on top of the server's processing wait.
+    pub attempt_timeout: Duration,
     pub first_backoff: Duration,
     pub max_backoff: Duration,
 }
@@ -53,8 +59,24 @@ impl Default for RetryPolicy {
     fn default() -> Self {
         RetryPolicy {
             deadline: Duration::from_secs(30),
+            attempt_timeout: Duration::from_secs(5),
             first_backoff: Duration::from_millis(20),
             max_backoff: Duration::from_secs(1),
+        }
+    }
+}
+
+/// How long the server waits for processors before it answers a submit
+/// that asked for the processed acknowledgement anyway.
+pub const SERVER_PROCESSED_WAIT: Duration = Duration::from_secs(30);
+
+impl RetryPolicy {
+    /// How long one attempt of `request` may wait for its answer.
+    pub fn submit_attempt_timeout(&self, request: &SubmitRequest) -> Duration {
+        if request.ack() == v1::AckLevel::Processed {
+            self.attempt_timeout + SERVER_PROCESSED_WAIT
+        } else {
+            self.attempt_timeout
         }
     }
 }
@@ -164,6 +186,39 @@ impl EventClient {
             map.partitions.iter().map(|p| p.replicas.iter().filter_map(|r| addr_of(*r)).collect()).collect();
     }
 
+    pub fn retry_policy(&self) -> RetryPolicy {
+        self.retry
+    }
+
+    /// Takes note that `url`, asked about `partition`, did not answer in
+    /// time: it is avoided for a while, the partition's next attempt goes to
+    /// another replica (which knows the new leader, or is it), and the map
+    /// is read again in the background.
+    pub(crate) fn leader_silent(self: &std::sync::Arc<Self>, partition: PartitionId, url: &str) {
+        self.suspect(url);
+        self.try_another_replica(partition, url);
+        self.refresh_later();
+    }
+
+    /// Reads the map again in the background: the controller leader may be
+    /// the silent node too, and a retry should not wait for that to show.
+    pub(crate) fn refresh_later(self: &std::sync::Arc<Self>) {
+        let client = self.clone();
+        tokio::spawn(async move { client.refresh_soon().await });
+    }
+
+    /// Follows a "not leader" answer that `from` gave for `partition`,
+    /// naming `addr`. A replica that has not yet noticed its silent leader's
+    /// loss still names it: then the next attempt goes to another replica
+    /// instead. Answers whether the caller should pause before it.
+    pub(crate) fn redirect(&self, partition: PartitionId, from: &str, addr: &str) -> bool {
+        if self.is_suspect(addr) && self.try_another_replica(partition, from) {
+            return true;
+        }
+        self.note_leader(partition, addr);
+        false
+    }
+
     /// Remembers that `url` did not answer; it is avoided for a while.
     fn suspect(&self, url: &str) {
         if let Ok(mut suspects) = self.suspects.lock() {
@@ -260,12 +315,11 @@ impl EventClient {
                 self.suspect(&url);
             }
             match classify(&status) {
-                // A replica that has not noticed the leader's loss yet still
-                // names it; asking the others is faster than waiting for it.
-                Next::Redirect(addr) if self.is_suspect(&addr) && self.try_another_replica(partition, &url) => {
-                    tokio::time::sleep(backoff.min(Duration::from_millis(100))).await;
+                Next::Redirect(addr) => {
+                    if self.redirect(partition, &url, &addr) {
+                        tokio::time::sleep(backoff.min(Duration::from_millis(100))).await;
+                    }
                 }
-                Next::Redirect(addr) => self.note_leader(partition, &addr),
                 Next::Fail => return Err(status.into()),
                 // A node that does not answer may be down: its peers know
                 // who leads now, so ask them before waiting.
@@ -298,9 +352,15 @@ impl EventClient {
         let partition = request
             .partition
             .ok_or_else(|| ClientError::Malformed("submit: the request must name its partition".into()))?;
+        let attempt = self.retry.submit_attempt_timeout(&request);
         self.with_leader(partition, |mut client| {
             let request = request.clone();
-            async move { client.submit(request).await }
+            async move {
+                match tokio::time::timeout(attempt, client.submit(request)).await {
+                    Ok(answer) => answer,
+                    Err(_) => Err(Status::deadline_exceeded(format!("no answer within {attempt:?}"))),
+                }
+            }
         })
         .await
     }

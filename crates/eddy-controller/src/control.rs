@@ -129,6 +129,8 @@ struct LeaderTerm {
     groups: BTreeMap<PartitionId, GroupReport>,
     executor: Executor,
     broken: BrokenReplicas,
+    /// The executor's records as last shown.
+    shown_version: u64,
 }
 
 impl LeaderTerm {
@@ -145,6 +147,7 @@ impl LeaderTerm {
             groups: BTreeMap::new(),
             executor: Executor::default(),
             broken: BrokenReplicas::default(),
+            shown_version: 0,
         }
     }
 
@@ -304,8 +307,10 @@ impl ControlLoop {
                 tracing::warn!(reason = %why, "cannot undo an overdue move; the planner will see the table as it is");
             }
         }
+        let (settled, now_ms) = (obs.workers_settled, obs.now_ms);
+        self.show_records(term, &map, now_ms);
         let due = term.last_plan.is_none_or(|at| now - at >= self.config.plan_interval);
-        if obs.workers_settled && !placing && due && map.placement.mode != PlacementMode::Off {
+        if settled && !placing && due && map.placement.mode != PlacementMode::Off {
             term.last_plan = Some(now);
             self.plan_round(term, &map).await;
         }
@@ -371,6 +376,31 @@ impl ControlLoop {
         }
         round.recent = term.executor.records();
         self.rounds.send_replace(Some(Arc::new(round)));
+    }
+
+    /// Shows the executor's records (`eddyctl ops`) as soon as they
+    /// change, with the latest planner round or, in mode `off` or before
+    /// the first round, without one.
+    fn show_records(&self, term: &mut LeaderTerm, map: &ClusterMap, now_ms: u64) {
+        if term.executor.version() == term.shown_version {
+            return;
+        }
+        term.shown_version = term.executor.version();
+        let recent = term.executor.records();
+        let mode = map.placement.mode;
+        self.rounds.send_modify(|round| {
+            let mut shown = round.as_deref().cloned().unwrap_or_else(|| Round {
+                at_ms: now_ms,
+                mode,
+                plan: Default::default(),
+                committed_epoch: None,
+                refused: None,
+                deferred: Vec::new(),
+                recent: Vec::new(),
+            });
+            shown.recent = recent;
+            *round = Some(Arc::new(shown));
+        });
     }
 
     /// Proposes a command and answers the table epoch after it, or why not.

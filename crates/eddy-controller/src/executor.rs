@@ -87,6 +87,14 @@ pub struct Admission {
 pub struct Executor {
     in_flight: BTreeMap<PartitionId, Tracked>,
     finished: VecDeque<OpRecord>,
+    /// The table epoch up to which the table's history has been read; none
+    /// before the first look (changes older than this leader's term are
+    /// adopted from the groups' reports instead).
+    history_read: Option<u64>,
+    /// Epochs this book committed itself.
+    own_epochs: BTreeSet<u64>,
+    /// Grows with every change of the records.
+    version: u64,
 }
 
 /// Nodes a move keeps busy copying: the new replica and the partition's
@@ -178,6 +186,8 @@ impl Executor {
         now_ms: u64,
         timeout: impl Fn(&Move) -> u64,
     ) {
+        self.own_epochs.insert(epoch);
+        self.version += 1;
         for op in committed {
             let partition = op.change.partition();
             let Some(target) = map.table.get(partition) else { continue };
@@ -212,6 +222,7 @@ impl Executor {
         now_ms: u64,
         may_undo: bool,
     ) -> Vec<Operation> {
+        self.follow_history(map, now_ms);
         let mut undo = Vec::new();
         let partitions: Vec<PartitionId> = self.in_flight.keys().copied().collect();
         for partition in partitions {
@@ -260,12 +271,74 @@ impl Executor {
             }
             tracing::info!(partition, "following a change of the table begun elsewhere");
             let deadline_ms = now_ms.saturating_add(ADOPTED_TIMEOUT_MS);
-            self.in_flight.insert(*partition, Tracked { records: Vec::new(), target: current.clone(), deadline_ms });
+            let reason = "a change of the table begun before this controller leader's term";
+            let records = difference(current, report)
+                .into_iter()
+                .map(|change| OpRecord {
+                    at_ms: now_ms,
+                    epoch: current.epoch,
+                    change,
+                    reason: reason.to_owned(),
+                    outcome: OpOutcome::InFlight,
+                    finished_ms: None,
+                })
+                .collect();
+            self.in_flight.insert(*partition, Tracked { records, target: current.clone(), deadline_ms });
+            self.version += 1;
         }
+    }
+
+    /// Books the table changes committed since the last look that this
+    /// book did not commit itself (an operator's moves, repairs, drains,
+    /// the initial placement), with their reasons: every move is followed
+    /// to its end and listed, whoever started it. A newer change of a
+    /// partition supersedes the move it had under way.
+    fn follow_history(&mut self, map: &ClusterMap, now_ms: u64) {
+        let Some(read) = self.history_read else {
+            self.history_read = Some(map.table.epoch);
+            return;
+        };
+        let mut newest = read;
+        let changes: Vec<(u64, Vec<eddy_core::Operation>)> =
+            map.history.since(read).map(|c| (c.epoch, c.operations.clone())).collect();
+        for (epoch, operations) in changes {
+            newest = newest.max(epoch);
+            if self.own_epochs.contains(&epoch) {
+                continue;
+            }
+            for (partition, moves) in moves::moves_of(&operations) {
+                let Some(target) = map.table.get(partition) else { continue };
+                if self.in_flight.contains_key(&partition) {
+                    self.finish(partition, OpOutcome::Superseded, now_ms);
+                }
+                let records = moves
+                    .into_iter()
+                    .map(|(change, reason)| OpRecord {
+                        at_ms: now_ms,
+                        epoch,
+                        change,
+                        reason,
+                        outcome: OpOutcome::InFlight,
+                        finished_ms: None,
+                    })
+                    .collect();
+                let deadline_ms = now_ms.saturating_add(ADOPTED_TIMEOUT_MS);
+                self.in_flight.insert(partition, Tracked { records, target: target.clone(), deadline_ms });
+                self.version += 1;
+            }
+        }
+        self.history_read = Some(newest);
+        self.own_epochs.retain(|epoch| *epoch > newest);
+    }
+
+    /// Grows whenever the records change: when to show them again.
+    pub fn version(&self) -> u64 {
+        self.version
     }
 
     fn finish(&mut self, partition: PartitionId, outcome: OpOutcome, now_ms: u64) {
         let Some(tracked) = self.in_flight.remove(&partition) else { return };
+        self.version += 1;
         match outcome {
             OpOutcome::Completed => tracing::info!(partition, "partition move completed"),
             OpOutcome::TimedOut { undone } => tracing::warn!(partition, undone, "partition move timed out"),
@@ -286,6 +359,28 @@ impl Executor {
         let in_flight = self.in_flight.values().flat_map(|t| t.records.iter());
         self.finished.iter().chain(in_flight).cloned().collect()
     }
+}
+
+/// The moves that take a group from its reported voters and leader to the
+/// table's: what a change begun elsewhere is doing.
+fn difference(target: &PartitionAssignment, report: &GroupReport) -> Vec<Move> {
+    let partition = target.id;
+    let wanted: BTreeSet<NodeId> = target.replicas.iter().copied().collect();
+    let leaving: Vec<NodeId> = report.voters.difference(&wanted).copied().collect();
+    let joining: Vec<NodeId> = wanted.difference(&report.voters).copied().collect();
+    let mut moves = Vec::new();
+    for i in 0..leaving.len().max(joining.len()) {
+        moves.push(match (leaving.get(i), joining.get(i)) {
+            (Some(from), Some(to)) => Move::MoveReplica { partition, from: *from, to: *to },
+            (Some(node), None) => Move::RemoveReplica { partition, node: *node },
+            (None, Some(node)) => Move::AddReplica { partition, node: *node },
+            (None, None) => continue,
+        });
+    }
+    if let Some(to) = target.leader.filter(|to| *to != report.leader && !joining.contains(to)) {
+        moves.push(Move::TransferLeader { partition, from: Some(report.leader), to });
+    }
+    moves
 }
 
 /// Table operations that set `current` back to the group's reported
@@ -315,6 +410,8 @@ fn back_to_reported(current: &PartitionAssignment, report: &GroupReport, map: &C
     }
     ops
 }
+
+mod moves;
 
 #[cfg(test)]
 mod tests;

@@ -24,6 +24,7 @@ pub fn cluster(nodes: &[(NodeId, NodeState)], partitions: u32, replication_facto
         nodes_version: 1,
         table: PartitionTable::unassigned(partitions),
         placement: Default::default(),
+        history: Default::default(),
     }
 }
 

@@ -4,6 +4,7 @@
 //! pure crates (placement, models, simulator) depend on nothing else.
 
 pub mod event;
+pub mod history;
 pub mod map;
 pub mod node;
 pub mod ops;
@@ -11,6 +12,7 @@ pub mod policy;
 pub mod settings;
 
 pub use event::{Event, EventUid, Hlc, StoredEvent, partition_for_key};
+pub use history::{TableChange, TableHistory};
 pub use map::{ClusterMap, GroupLead, LeaderReport, PartitionAssignment, PartitionTable};
 pub use node::{NodeId, NodeRecord, NodeSpec, NodeState, ParseError, Role};
 pub use ops::{Operation, Plan};

@@ -86,6 +86,8 @@ pub struct ClusterMap {
     pub table: PartitionTable,
     /// What the planner aims for and whether plans are carried out.
     pub placement: crate::PlacementSettings,
+    /// The latest changes of the table, with their reasons.
+    pub history: crate::TableHistory,
 }
 
 impl ClusterMap {
@@ -134,6 +136,7 @@ impl ClusterMap {
         if !ops.is_empty() {
             table.epoch = epoch;
             self.table = table;
+            self.history.record(epoch, ops);
         }
         Ok(self.table.epoch)
     }
@@ -207,6 +210,7 @@ mod tests {
             nodes_version: 3,
             table: PartitionTable::unassigned(2),
             placement: Default::default(),
+            history: Default::default(),
         }
     }
 

@@ -133,9 +133,10 @@ pub fn map_from_wire(map: &v1::PartitionMap) -> Result<ClusterMap, String> {
         nodes,
         nodes_version: map.nodes_version,
         table: eddy_core::PartitionTable { epoch: map.epoch, partitions },
-        // Workers and clients do not need the placement settings; the
-        // controller's own map holds them.
+        // Workers and clients do not need the placement settings or the
+        // table's history; the controller's own map holds them.
         placement: Default::default(),
+        history: Default::default(),
     })
 }
 
@@ -161,6 +162,7 @@ mod tests {
             nodes_version: 1,
             table: eddy_core::PartitionTable::unassigned(2),
             placement: Default::default(),
+            history: Default::default(),
         };
         let spec = NodeSpec {
             id: 1,

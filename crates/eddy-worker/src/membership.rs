@@ -63,15 +63,23 @@ pub async fn converge(
     let partition = replica.partition;
     for (id, node) in wanted.iter().filter(|(id, _)| !current.contains(id)) {
         tracing::info!(partition, node = id, "adding a replica: it catches up as a learner first");
+        let caught_up = async {
+            replica
+                .raft
+                .add_learner(*id, node.clone(), false)
+                .await
+                .map_err(|err| format!("adding node {id} as a learner: {err}"))?;
+            caught_up(replica, *id).await
+        };
         let added = tokio::select! {
-            added = tokio::time::timeout(CATCH_UP, replica.raft.add_learner(*id, node.clone(), true)) => added,
+            added = tokio::time::timeout(CATCH_UP, caught_up) => added,
             () = table_moved_on(&wanted_ids, &wanted_now) => {
                 return Err(format!("the table no longer places a replica on node {id}"));
             }
         };
         match added {
-            Ok(Ok(_)) => {}
-            Ok(Err(err)) => return Err(format!("adding node {id} as a learner: {err}")),
+            Ok(Ok(index)) => tracing::info!(partition, node = id, index, "new replica caught up"),
+            Ok(Err(err)) => return Err(err),
             Err(_) => return Err(format!("node {id} did not catch up within {CATCH_UP:?}")),
         }
     }
@@ -112,6 +120,29 @@ pub async fn converge(
     // this node would try again.
     tokio::time::sleep(HAND_OVER_SETTLE).await;
     Ok(true)
+}
+
+/// Waits until the learner `node` holds everything the group had
+/// committed when the wait began; answers that index. Not "within a few
+/// entries" (openraft's blocking add_learner): a learner frozen right after
+/// it joined would pass that on a short log, and the membership would then
+/// change to a voter that holds nothing.
+async fn caught_up(replica: &Replica, node: NodeId) -> Result<u64, String> {
+    let mut metrics = replica.raft.metrics();
+    let target = metrics.borrow_watched().local_committed.as_ref().map_or(0, |id| id.index);
+    loop {
+        let matched = {
+            let m = metrics.borrow_watched();
+            if m.state != openraft::ServerState::Leader {
+                return Err("this node stopped leading the group while the new replica caught up".into());
+            }
+            m.replication.as_ref().and_then(|r| r.get(&node).cloned().flatten()).map(|id| id.index)
+        };
+        if matched.is_some_and(|index| index >= target) {
+            return Ok(target);
+        }
+        metrics.changed().await.map_err(|_| "the group stopped".to_owned())?;
+    }
 }
 
 /// How long a leader leaving its group waits after asking for the transfer.

@@ -145,7 +145,11 @@ fn a_change_begun_elsewhere_is_followed_until_it_converges() {
     reports.insert(0, report(1, 3, &[1, 2, 4]));
     executor.observe(&map, &reports, 10, true);
     assert!(executor.in_flight().is_empty());
-    assert!(executor.records().is_empty(), "nothing this book committed");
+    // Listed for `eddyctl ops` too, as what it was doing.
+    let records = executor.records();
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].change, Move::MoveReplica { partition: 0, from: 3, to: 4 });
+    assert_eq!(records[0].outcome, OpOutcome::Completed);
 }
 
 #[test]
@@ -176,4 +180,39 @@ fn without_leave_to_undo_an_overdue_move_is_only_reported() {
     let reports = BTreeMap::from([(0, report(1, 3, &[1, 2, 3]))]);
     assert!(executor.observe(&map, &reports, 1_000, false).is_empty());
     assert_eq!(executor.records()[0].outcome, OpOutcome::TimedOut { undone: false });
+}
+
+#[test]
+fn an_operators_move_is_booked_with_its_reason_and_followed_to_its_end() {
+    let mut executor = Executor::default();
+    let mut map = map();
+    let mut reports = BTreeMap::from([(2, report(1, 3, &[1, 2, 3]))]);
+    assert!(executor.observe(&map, &reports, 0, true).is_empty());
+    let ops = crate::operator::move_replica(&map, 2, 3, 4).expect("a valid move");
+    map.apply_operations(&ops).expect("fits");
+    executor.observe(&map, &reports, 10, true);
+    assert_eq!(executor.in_flight(), [2].into(), "left out of planning while it runs");
+    let record = &executor.records()[0];
+    assert_eq!(record.change, Move::MoveReplica { partition: 2, from: 3, to: 4 });
+    assert_eq!((record.reason.as_str(), record.outcome), ("moved by the operator", OpOutcome::InFlight));
+    reports.insert(2, report(1, 3, &[1, 2, 4]));
+    executor.observe(&map, &reports, 30, true);
+    let record = &executor.records()[0];
+    assert_eq!((record.outcome, record.at_ms, record.finished_ms), (OpOutcome::Completed, 10, Some(30)));
+}
+
+#[test]
+fn the_books_own_commits_are_not_booked_twice_and_earlier_changes_are_described() {
+    let mut executor = Executor::default();
+    let mut map = map();
+    // A move begun under an earlier leader: the group still has node 3.
+    map.table.partitions[1].replicas = vec![1, 2, 4];
+    let reports = BTreeMap::from([(1, report(1, 3, &[1, 2, 3]))]);
+    executor.observe(&map, &reports, 0, true);
+    let adopted = executor.records();
+    assert_eq!(adopted.len(), 1);
+    assert_eq!(adopted[0].change, Move::MoveReplica { partition: 1, from: 3, to: 4 });
+    commit(&mut executor, &mut map, &[moved(0)], 5);
+    executor.observe(&map, &reports, 10, true);
+    assert_eq!(executor.records().len(), 2, "the book's own move once, the adopted one once");
 }

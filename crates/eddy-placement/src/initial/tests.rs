@@ -28,6 +28,7 @@ fn cluster(nodes: Vec<NodeRecord>, partitions: u32, rf: u32) -> ClusterMap {
         nodes: nodes.into_iter().map(|n| (n.id(), n)).collect(),
         table: PartitionTable::unassigned(partitions),
         placement: Default::default(),
+        history: Default::default(),
     }
 }
 

@@ -63,6 +63,11 @@ pub struct BenchArgs {
     /// `processed` (also folded in by the partition's processors).
     #[arg(long, value_enum, default_value_t = AckArg::Committed)]
     ack: AckArg,
+    /// Stamp each request as an idempotent producer's (an id per sender,
+    /// a sequence per partition), so that a request retried after a
+    /// timeout or a lost connection is stored once.
+    #[arg(long)]
+    idempotent: bool,
     /// Print the result as one JSON object.
     #[arg(long)]
     json: bool,
@@ -177,6 +182,9 @@ struct Generator {
     partitions: u32,
     client: Arc<EventClient>,
     buffers: Vec<Vec<v1::Event>>,
+    /// With --idempotent: this sender's producer id and its next sequence
+    /// per partition.
+    producer: Option<(u64, Vec<u64>)>,
 }
 
 impl Generator {
@@ -217,7 +225,54 @@ impl Generator {
 
     fn take(&mut self, partition: u32) -> SubmitRequest {
         let events = std::mem::take(&mut self.buffers[partition as usize]);
-        SubmitRequest { partition: Some(partition), events, producer: None, request_id: 0, ack: self.ack as i32 }
+        let producer = self
+            .producer
+            .as_ref()
+            .map(|(id, sequences)| v1::Producer { id: *id, sequence: sequences[partition as usize] });
+        SubmitRequest { partition: Some(partition), events, producer, request_id: 0, ack: self.ack as i32 }
+    }
+
+    /// A request was answered: the partition's sequence moves on.
+    fn stored(&mut self, partition: u32, events: u64) {
+        if let Some((_, sequences)) = &mut self.producer {
+            sequences[partition as usize] += events;
+        }
+    }
+
+    /// A request failed for good: whether it was stored is unknown, so the
+    /// sender goes on as a new producer, whose requests cannot be taken
+    /// for retries of it.
+    fn failed(&mut self) {
+        if let Some((id, sequences)) = &mut self.producer {
+            *id = rand::Rng::random(&mut self.rng);
+            sequences.iter_mut().for_each(|s| *s = 0);
+        }
+    }
+}
+
+/// The longest time the run went without any answer: how long a fault
+/// (a paused leader, say) held the clients up.
+struct StallClock {
+    /// Since the run's start: the last answer, and the longest gap so far.
+    state: std::sync::Mutex<(Duration, Duration)>,
+    started: Instant,
+}
+
+impl StallClock {
+    fn new(started: Instant) -> Self {
+        StallClock { state: std::sync::Mutex::new((Duration::ZERO, Duration::ZERO)), started }
+    }
+
+    fn answered(&self) {
+        let now = self.started.elapsed();
+        if let Ok(mut state) = self.state.lock() {
+            let (last, longest) = *state;
+            *state = (now, longest.max(now.saturating_sub(last)));
+        }
+    }
+
+    fn longest(&self) -> Duration {
+        self.state.lock().map_or(Duration::ZERO, |s| s.1)
     }
 }
 
@@ -272,7 +327,9 @@ pub async fn run(client: Arc<EventClient>, args: BenchArgs) -> anyhow::Result<()
     let deadline = started + if args.events.is_some() { Duration::from_secs(3600) } else { duration };
     let progress = progress_bar(&args, acked.clone(), started, duration);
     let per_sender_rate = (args.rate > 0).then(|| args.rate as f64 / args.concurrency as f64);
-    let (arrivals, concurrency) = (args.arrivals, args.concurrency);
+    let (arrivals, concurrency, idempotent) = (args.arrivals, args.concurrency, args.idempotent);
+    let seed = u64::from(std::process::id()) << 20 ^ started.elapsed().as_nanos() as u64;
+    let stalls = Arc::new(StallClock::new(started));
     let histograms = (0..args.concurrency).map(|_| Histogram::<u64>::new(3)).collect::<Result<Vec<_>, _>>()?;
     let senders: Vec<_> = histograms
         .into_iter()
@@ -290,9 +347,13 @@ pub async fn run(client: Arc<EventClient>, args: BenchArgs) -> anyhow::Result<()
                 partitions: client.partition_count().max(1),
                 client: client.clone(),
                 buffers: vec![Vec::new(); client.partition_count().max(1) as usize],
+                producer: idempotent.then(|| {
+                    let mut rng = SmallRng::seed_from_u64(seed ^ i as u64);
+                    (rand::Rng::random(&mut rng), vec![0; client.partition_count().max(1) as usize])
+                }),
             };
-            let (submitter, budget, acked, ack_lines) =
-                (submitter.clone(), budget.clone(), acked.clone(), ack_lines.clone());
+            let (submitter, budget, acked, ack_lines, stalls) =
+                (submitter.clone(), budget.clone(), acked.clone(), ack_lines.clone(), stalls.clone());
             tokio::spawn(async move {
                 let mut tally = Tally { latency_us, errors: BTreeMap::new(), not_processed: 0 };
                 let mut pacer =
@@ -304,9 +365,12 @@ pub async fn run(client: Arc<EventClient>, args: BenchArgs) -> anyhow::Result<()
                     }
                     let keys: Vec<Bytes> = request.events.iter().map(|e| e.key.clone()).collect();
                     let request_ack = request.ack();
+                    let partition = request.partition.unwrap_or(0);
                     let sent = Instant::now();
                     match submitter.submit(request).await {
                         Ok(response) => {
+                            stalls.answered();
+                            generator.stored(partition, keys.len() as u64);
                             let _ = tally.latency_us.record(sent.elapsed().as_micros() as u64);
                             if request_ack == v1::AckLevel::Processed && !response.processed {
                                 tally.not_processed += 1;
@@ -326,6 +390,7 @@ pub async fn run(client: Arc<EventClient>, args: BenchArgs) -> anyhow::Result<()
                             }
                         }
                         Err(err) => {
+                            generator.failed();
                             let kind = err.code().map_or_else(|| "unreachable".to_owned(), |c| format!("{c:?}"));
                             *tally.errors.entry(kind).or_default() += 1;
                         }
@@ -356,7 +421,8 @@ pub async fn run(client: Arc<EventClient>, args: BenchArgs) -> anyhow::Result<()
     }
     let after = fsyncs(&client).await;
     let syncs = (after.0 - before.0, after.1 - before.1, after.2 - before.2);
-    let outcome = Outcome { acked: acked.load(Ordering::Relaxed), not_processed, elapsed };
+    let outcome =
+        Outcome { acked: acked.load(Ordering::Relaxed), not_processed, elapsed, longest_stall: stalls.longest() };
     report(&args, &outcome, &errors, &latency, syncs)
 }
 
@@ -408,11 +474,13 @@ struct Outcome {
     acked: u64,
     not_processed: u64,
     elapsed: f64,
+    /// The longest time without any answer.
+    longest_stall: Duration,
 }
 
 fn report(
     args: &BenchArgs,
-    &Outcome { acked, not_processed, elapsed }: &Outcome,
+    &Outcome { acked, not_processed, elapsed, longest_stall }: &Outcome,
     errors: &BTreeMap<String, u64>,
     latency: &Histogram<u64>,
     (syncs, synced, sync_micros): (u64, u64, u64),
@@ -433,13 +501,14 @@ fn report(
         "events_per_s": rate,
         "mib_per_s": rate * args.event_size as f64 / (1024.0 * 1024.0),
         "latency_us": { "p50": p(0.5), "p90": p(0.9), "p99": p(0.99), "p999": p(0.999), "max": latency.max() },
+        "longest_stall_ms": longest_stall.as_millis() as u64,
         "fsyncs_per_s": syncs as f64 / elapsed.max(0.001),
         "writes_per_fsync": if syncs > 0 { synced as f64 / syncs as f64 } else { 0.0 },
         "fsync_avg_us": if syncs > 0 { sync_micros as f64 / syncs as f64 } else { 0.0 },
         "config": {
             "event_size": args.event_size, "concurrency": args.concurrency, "batch_size": args.batch_size,
             "keys": args.keys, "zipf": args.zipf, "rate": args.rate, "ack": ack, "arrivals": format!("{:?}", args.arrivals).to_lowercase(),
-            "partitions": args.partitions, "type": args.event_type,
+            "partitions": args.partitions, "type": args.event_type, "idempotent": args.idempotent,
         },
     });
     if args.json {
@@ -458,6 +527,7 @@ fn report(
         p(0.999),
         latency.max()
     );
+    println!("longest stall: {} ms without any answer", longest_stall.as_millis());
     if not_processed > 0 {
         println!("answered before processing (leadership moved or 30 s behind): {not_processed} requests");
     }

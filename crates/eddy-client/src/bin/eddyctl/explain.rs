@@ -71,11 +71,13 @@ pub async fn explain(client: &ClusterClient, partition: u32) -> anyhow::Result<(
     Ok(())
 }
 
-/// The operations the control loop committed, newest first, each with its
-/// outcome as the controller's executor tracks it from the groups' reports.
+/// Every move of a partition the controller leader has seen committed,
+/// newest first, whoever started it (the planner, an operator, a repair, a
+/// drain), each with its reason and its outcome as the executor tracks it
+/// from the groups' reports.
 pub async fn ops(client: &ClusterClient, limit: usize, json: bool) -> anyhow::Result<()> {
     let Some(round) = client.last_plan().await.context("cannot read the planner's rounds")? else {
-        println!("no planner round yet on this controller leader (mode off, or just elected)");
+        println!("no moves yet on this controller leader (just elected)");
         return Ok(());
     };
     let rows: Vec<Value> = round["recent"]
@@ -95,7 +97,7 @@ pub async fn ops(client: &ClusterClient, limit: usize, json: bool) -> anyhow::Re
         return Ok(());
     }
     if rows.is_empty() {
-        println!("no operations committed by this controller leader (mode {})", round["mode"]);
+        println!("no moves committed since this controller leader was elected (mode {})", round["mode"]);
     }
     if let Some(deferred) = round["deferred"].as_array().filter(|d| !d.is_empty()) {
         println!("waiting for busy nodes (max_copies_per_node): partitions {}", Value::from(deferred.clone()));

@@ -115,8 +115,9 @@ enum Command {
     /// Why a partition is where it is: its load, its nodes, and what the
     /// planner would do with it.
     Explain { partition: u32 },
-    /// Operations the control loop committed, newest first, with their
-    /// outcomes (done, in progress).
+    /// Every move of a partition, newest first, whoever started it (the
+    /// planner, an operator, a repair, a drain), with its reason and outcome
+    /// (done, in progress, superseded, timed out).
     Ops {
         #[arg(long, default_value_t = 20)]
         limit: usize,
