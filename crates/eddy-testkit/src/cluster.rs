@@ -192,6 +192,17 @@ impl TestCluster {
         self.bins.eddyctl(&[self.endpoint(id)?], args)
     }
 
+    /// Runs `eddyctl` with `args` against every node; fails when it has not
+    /// finished within `timeout`.
+    pub fn eddyctl_within(&self, args: &[&str], timeout: Duration) -> anyhow::Result<std::process::Output> {
+        self.bins.eddyctl_within(&self.endpoints(), args, timeout)
+    }
+
+    /// The binaries the cluster runs.
+    pub fn bins(&self) -> &Bins {
+        &self.bins
+    }
+
     /// The load history, as `eddyctl trace export` (asked of node `id`) writes it.
     pub fn export_trace(&self, id: u64) -> anyhow::Result<eddy_model::trace::Trace> {
         let file = tempfile::NamedTempFile::new()?;

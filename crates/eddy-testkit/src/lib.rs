@@ -16,6 +16,7 @@ pub use process::{Bins, tied_command};
 pub mod checker;
 mod checks;
 mod events;
+pub mod scrape;
 pub mod workload;
 
 pub use checks::{controller_client, healthy, hot_spot, placement, re_registration};

@@ -1,8 +1,10 @@
 //! Eddy's binaries and the processes started from them.
 
+use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
@@ -47,5 +49,41 @@ impl Bins {
         let mut command = tied_command(&self.eddyctl);
         command.arg("--endpoints").arg(endpoints.join(",")).args(args).env_remove("EDDY_ENDPOINTS");
         command.output().context("running eddyctl")
+    }
+
+    /// Like [`eddyctl`](Self::eddyctl), but fails (and kills it) when it
+    /// has not finished within `timeout`: for commands that must end.
+    pub fn eddyctl_within(&self, endpoints: &[String], args: &[&str], timeout: Duration) -> anyhow::Result<Output> {
+        // Files rather than pipes: a command that prints much must not
+        // stall on a full pipe while this waits for it.
+        let (mut stdout, mut stderr) = (tempfile::tempfile()?, tempfile::tempfile()?);
+        let mut command = tied_command(&self.eddyctl);
+        command
+            .arg("--endpoints")
+            .arg(endpoints.join(","))
+            .args(args)
+            .env_remove("EDDY_ENDPOINTS")
+            .stdout(stdout.try_clone()?)
+            .stderr(stderr.try_clone()?);
+        let mut child = command.spawn().context("running eddyctl")?;
+        let started = Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait()? {
+                break status;
+            }
+            if started.elapsed() > timeout {
+                let _ = child.kill();
+                let _ = child.wait();
+                anyhow::bail!("eddyctl {args:?} did not finish within {timeout:?}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let read = |file: &mut std::fs::File| -> anyhow::Result<Vec<u8>> {
+            let mut bytes = Vec::new();
+            file.seek(SeekFrom::Start(0))?;
+            file.read_to_end(&mut bytes)?;
+            Ok(bytes)
+        };
+        Ok(Output { status, stdout: read(&mut stdout)?, stderr: read(&mut stderr)? })
     }
 }
