@@ -55,27 +55,15 @@ async fn submit(
     Ok(())
 }
 
-/// The number each stored event names, by offset, read from `node`'s own
-/// replica (any_replica).
+/// The number each event of `node`'s own replica names, by offset.
 async fn stored_on(cluster: &TestCluster, node: u64, partition: u32) -> anyhow::Result<BTreeMap<u64, usize>> {
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", cluster.endpoint(node)?))?;
-    let mut client =
-        v1::event_service_client::EventServiceClient::new(channel.connect().await?).max_decoding_message_size(64 << 20);
     let mut stored = BTreeMap::new();
-    let mut next = 0;
-    loop {
-        let request =
-            v1::ReadRequest { partition, from_offset: next, to_offset: 0, max_events: 500, any_replica: true };
-        let read = client.read(request).await?.into_inner();
-        let Some(last) = read.events.last() else { return Ok(stored) };
-        next = last.offset + 1;
-        for event in &read.events {
-            let body = event.event.as_ref().map(|e| e.payload.to_vec()).unwrap_or_default();
-            let json: serde_json::Value = serde_json::from_slice(&body)?;
-            let n = json["value"].as_u64().ok_or_else(|| anyhow::anyhow!("no value at {}", event.offset))?;
-            anyhow::ensure!(stored.insert(event.offset, n as usize).is_none(), "offset {} twice", event.offset);
-        }
+    for (offset, body) in cluster.replica_payloads(node, partition).await? {
+        let json: serde_json::Value = serde_json::from_slice(&body)?;
+        let n = json["value"].as_u64().ok_or_else(|| anyhow::anyhow!("no value at {offset}"))?;
+        stored.insert(offset, n as usize);
     }
+    Ok(stored)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -15,6 +15,8 @@ use crate::view::StatusView;
 use crate::{ClientError, normalize_endpoint};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long controller calls keep trying while no controller leads.
+const CONTROLLER_RETRY_FOR: Duration = Duration::from_secs(15);
 /// HTTP/2 pings on every connection: a node that stops answering with its
 /// connection open (a paused process, a cut link) is noticed within
 /// interval plus timeout, and everything waiting on it is retried
@@ -156,19 +158,10 @@ impl ClusterClient {
         from: u64,
         to: u64,
     ) -> Result<v1::MoveReplicaResponse, ClientError> {
-        let mut tried = Vec::new();
-        for url in &self.endpoints {
-            let mut client = v1::controller_service_client::ControllerServiceClient::new(self.channel(url)?);
-            let request = v1::MoveReplicaRequest { partition, from_node: from, to_node: to };
-            match client.move_replica(request).await {
-                Ok(response) => return Ok(response.into_inner()),
-                Err(status) if is_transport_failure(&status) || leader_addr(&status).is_some() => {
-                    tried.push((url.clone(), describe(&status)));
-                }
-                Err(status) => return Err(status.into()),
-            }
-        }
-        Err(ClientError::Unreachable { tried })
+        self.controller_call(|mut c| async move {
+            c.move_replica(v1::MoveReplicaRequest { partition, from_node: from, to_node: to }).await
+        })
+        .await
     }
 
     /// Hands a partition's leadership to the replica on `to`.
@@ -180,24 +173,37 @@ impl ClusterClient {
     }
 
     /// Runs a controller call on each endpoint until one answers; any
-    /// controller forwards these to the leader.
+    /// controller forwards these to the leader. Endpoints that do not
+    /// answer, have no controller role, or know no leader (an election is
+    /// under way) are passed over; when all were, the round is tried again
+    /// until the client's timeout has passed.
     async fn controller_call<T, F, Fut>(&self, call: F) -> Result<T, ClientError>
     where
         F: Fn(v1::controller_service_client::ControllerServiceClient<Channel>) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, Status>>,
     {
-        let mut tried = Vec::new();
-        for url in &self.endpoints {
-            let client = v1::controller_service_client::ControllerServiceClient::new(self.channel(url)?);
-            match call(client).await {
-                Ok(response) => return Ok(response.into_inner()),
-                Err(status) if is_transport_failure(&status) || leader_addr(&status).is_some() => {
-                    tried.push((url.clone(), describe(&status)));
+        let deadline = tokio::time::Instant::now() + self.timeout.max(CONTROLLER_RETRY_FOR);
+        loop {
+            let mut tried = Vec::new();
+            for url in &self.endpoints {
+                let client = v1::controller_service_client::ControllerServiceClient::new(self.channel(url)?);
+                match call(client).await {
+                    Ok(response) => return Ok(response.into_inner()),
+                    Err(status)
+                        if is_transport_failure(&status)
+                            || leader_addr(&status).is_some()
+                            || status.metadata().get(meta::NOT_A_CONTROLLER).is_some() =>
+                    {
+                        tried.push((url.clone(), describe(&status)));
+                    }
+                    Err(status) => return Err(status.into()),
                 }
-                Err(status) => return Err(status.into()),
             }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(ClientError::Unreachable { tried });
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
         }
-        Err(ClientError::Unreachable { tried })
     }
 
     /// The controller leader's load, latency and cost models, as JSON.

@@ -18,6 +18,9 @@ pub mod meta {
     pub const FORWARDED: &str = "x-eddy-forwarded";
     /// On a RESOURCE_EXHAUSTED or UNAVAILABLE status: suggested wait before retrying.
     pub const RETRY_AFTER_MS: &str = "x-eddy-retry-after-ms";
+    /// On a FAILED_PRECONDITION status: the answering node has no
+    /// controller role; another endpoint may.
+    pub const NOT_A_CONTROLLER: &str = "x-eddy-not-a-controller";
 }
 
 /// Largest message a Raft peer accepts: log batches and whole snapshots

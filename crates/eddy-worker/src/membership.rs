@@ -123,27 +123,42 @@ pub async fn converge(
 }
 
 /// Waits until the learner `node` holds everything the group had
-/// committed when the wait began; answers that index. Not "within a few
-/// entries" (openraft's blocking add_learner): a learner frozen right after
-/// it joined would pass that on a short log, and the membership would then
-/// change to a voter that holds nothing.
+/// committed when it was last checked; answers that index. Not "within a
+/// few entries" (openraft's blocking add_learner): a learner frozen right
+/// after it joined passes that on a short log, and the membership would
+/// then change to a voter that holds nothing. The first check is made when
+/// the wait begins; entries committed while the learner copied are checked
+/// again (a few rounds: under load the commit index never stands still).
 async fn caught_up(replica: &Replica, node: NodeId) -> Result<u64, String> {
     let mut metrics = replica.raft.metrics();
-    let target = metrics.borrow_watched().local_committed.as_ref().map_or(0, |id| id.index);
-    loop {
-        let matched = {
-            let m = metrics.borrow_watched();
-            if m.state != openraft::ServerState::Leader {
-                return Err("this node stopped leading the group while the new replica caught up".into());
+    let committed =
+        |m: &openraft::RaftMetrics<crate::types::PartitionTypes>| m.local_committed.as_ref().map_or(0, |id| id.index);
+    let mut target = committed(&metrics.borrow_watched());
+    for round in 1..=CATCH_UP_ROUNDS {
+        loop {
+            let matched = {
+                let m = metrics.borrow_watched();
+                if m.state != openraft::ServerState::Leader {
+                    return Err("this node stopped leading the group while the new replica caught up".into());
+                }
+                m.replication.as_ref().and_then(|r| r.get(&node).cloned().flatten()).map(|id| id.index)
+            };
+            if matched.is_some_and(|index| index >= target) {
+                break;
             }
-            m.replication.as_ref().and_then(|r| r.get(&node).cloned().flatten()).map(|id| id.index)
-        };
-        if matched.is_some_and(|index| index >= target) {
-            return Ok(target);
+            metrics.changed().await.map_err(|_| "the group stopped".to_owned())?;
         }
-        metrics.changed().await.map_err(|_| "the group stopped".to_owned())?;
+        let now = committed(&metrics.borrow_watched());
+        if now == target || round == CATCH_UP_ROUNDS {
+            break;
+        }
+        target = now;
     }
+    Ok(target)
 }
+
+/// Checks of the commit index a new replica must reach before it votes.
+const CATCH_UP_ROUNDS: usize = 3;
 
 /// How long a leader leaving its group waits after asking for the transfer.
 const HAND_OVER_SETTLE: Duration = Duration::from_secs(2);

@@ -19,5 +19,8 @@ use eddy_core::NodeId;
 use tonic::Status;
 
 fn no_controller_role(node: NodeId) -> Status {
-    Status::failed_precondition(format!("node {node} has no controller role; send this call to a controller node"))
+    let mut status =
+        Status::failed_precondition(format!("node {node} has no controller role; send this call to a controller node"));
+    status.metadata_mut().insert(eddy_proto::meta::NOT_A_CONTROLLER, tonic::metadata::MetadataValue::from_static("1"));
+    status
 }
