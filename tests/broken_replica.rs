@@ -85,6 +85,14 @@ async fn a_replica_that_cannot_be_opened_is_reported_and_rebuilt() -> anyhow::Re
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     assert!(cluster.log(broken)?.contains("deleted the data of a partition this node no longer holds"));
+    // Only the confirmed controller leader's answer is current; the others say so.
+    for id in cluster.ids() {
+        let status = cluster.status_of(id).await?;
+        assert_eq!(status.map_may_be_stale, !status.confirmed_leader, "node {id}");
+        if !status.confirmed_leader {
+            assert!(status.broken_replicas.is_empty(), "only the leader knows the broken replicas");
+        }
+    }
     let wait = cluster.eddyctl_within(&["wait", "--up", "3", "--timeout-secs", "60"], SETTLE)?;
     anyhow::ensure!(wait.status.success(), "wait: {}", String::from_utf8_lossy(&wait.stderr));
     Ok(())
