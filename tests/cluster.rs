@@ -85,12 +85,8 @@ async fn ask_a_follower(cluster: &TestCluster, status: &StatusView, leader: u64)
     let answer = client.register_node(re_registration(me)).await?.into_inner();
     assert_eq!(Some(answer.cluster_id), status.cluster_id);
     // A call that may not be forwarded again is answered "not leader" with the leader.
-    let mut request = tonic::Request::new(HeartbeatRequest {
-        node_id: follower,
-        cluster_id: String::new(),
-        leading: Vec::new(),
-        broken: Vec::new(),
-    });
+    let mut request =
+        tonic::Request::new(HeartbeatRequest { node_id: follower, cluster_id: String::new(), ..Default::default() });
     request.metadata_mut().insert(meta::FORWARDED, MetadataValue::from_static("1"));
     let refused = match client.heartbeat(request).await {
         Err(refused) => refused,

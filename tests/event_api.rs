@@ -79,13 +79,13 @@ async fn bad_input_is_refused_clearly_and_stores_nothing() -> anyhow::Result<()>
         (
             "too many events",
             submit((0..10_001).map(|_| event("k", "t", vec![1])).collect(), Some(partition)),
-            Code::ResourceExhausted,
+            Code::InvalidArgument,
             "max_batch_events",
         ),
         (
             "too many bytes",
             submit((0..5).map(|_| event("k", "t", vec![0; 900_000])).collect(), Some(partition)),
-            Code::ResourceExhausted,
+            Code::InvalidArgument,
             "max_batch_bytes",
         ),
         (

@@ -22,6 +22,9 @@ pub struct StatusView {
     /// Replicas their nodes cannot open (as the controller leader heard
     /// them; empty from other nodes). The controller rebuilds them.
     pub broken_replicas: Vec<BrokenReplicaView>,
+    /// Processor panics in the last ten minutes (as the controller leader
+    /// heard them; empty from other nodes).
+    pub processor_panics: Vec<ProcessorPanicView>,
     pub epoch: u64,
     pub nodes_version: u64,
     pub settings: Option<SettingsView>,
@@ -36,6 +39,15 @@ pub struct BrokenReplicaView {
     pub node: u64,
     pub partition: u32,
     pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessorPanicView {
+    pub node: u64,
+    pub partition: u32,
+    pub processor: String,
+    pub description: String,
+    pub at_ms: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -139,6 +151,17 @@ impl StatusView {
                 .broken_replicas
                 .into_iter()
                 .map(|b| BrokenReplicaView { node: b.node, partition: b.partition, reason: b.reason })
+                .collect(),
+            processor_panics: status
+                .processor_panics
+                .into_iter()
+                .map(|p| ProcessorPanicView {
+                    node: p.node,
+                    partition: p.partition,
+                    processor: p.processor,
+                    description: p.description,
+                    at_ms: p.at_ms,
+                })
                 .collect(),
             epoch: map.epoch,
             nodes_version: map.nodes_version,

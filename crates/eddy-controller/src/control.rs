@@ -22,6 +22,7 @@ use crate::broken::BrokenReplicas;
 use crate::executor::{Executor, GroupReport};
 use crate::liveness::{self, LivenessConfig, Silence};
 use crate::models::ModelsRequest;
+use crate::panics::{PanicReport, ProcessorPanics};
 use crate::planning::Round;
 use crate::types::Command;
 
@@ -53,6 +54,16 @@ pub struct Heard {
     pub leading: Vec<GroupLead>,
     /// Replicas the node cannot open, with why.
     pub broken: Vec<(PartitionId, String)>,
+    /// Its processors' recent panics.
+    pub panics: Vec<PanicReport>,
+}
+
+/// What the leader heard is wrong on the nodes, for the status.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodeProblems {
+    /// (node, partition, why).
+    pub broken: Vec<(NodeId, PartitionId, String)>,
+    pub panics: Vec<(NodeId, PanicReport)>,
 }
 
 /// What the leader should do now.
@@ -129,6 +140,7 @@ struct LeaderTerm {
     groups: BTreeMap<PartitionId, GroupReport>,
     executor: Executor,
     broken: BrokenReplicas,
+    panics: ProcessorPanics,
     /// The executor's records as last shown.
     shown_version: u64,
 }
@@ -147,6 +159,7 @@ impl LeaderTerm {
             groups: BTreeMap::new(),
             executor: Executor::default(),
             broken: BrokenReplicas::default(),
+            panics: ProcessorPanics::default(),
             shown_version: 0,
         }
     }
@@ -155,6 +168,7 @@ impl LeaderTerm {
         let last = self.last_heard.entry(heard.node).or_insert(heard.at);
         *last = (*last).max(heard.at);
         self.broken.hear(heard.node, heard.broken);
+        self.panics.hear(heard.node, heard.panics);
         for lead in heard.leading {
             let (partition, term) = (lead.partition, lead.term);
             let report = LeaderReport { partition, node: heard.node, term };
@@ -213,8 +227,8 @@ pub struct ControlLoop {
     pub models: mpsc::Sender<ModelsRequest>,
     /// The latest planner round, for `eddyctl plan --last`.
     pub rounds: watch::Sender<Option<Arc<Round>>>,
-    /// Broken replicas as the leader heard them, for the status.
-    pub broken: watch::Sender<Arc<Vec<(NodeId, PartitionId, String)>>>,
+    /// What the leader heard is wrong on the nodes, for the status.
+    pub problems: watch::Sender<Arc<NodeProblems>>,
 }
 
 impl ControlLoop {
@@ -244,7 +258,7 @@ impl ControlLoop {
                     let metrics = self.raft.metrics().borrow_watched().clone();
                     if metrics.state != ServerState::Leader {
                         if leading.take().is_some() {
-                            self.broken.send_replace(Arc::default());
+                            self.problems.send_replace(Arc::default());
                         }
                         continue;
                     }
@@ -279,11 +293,11 @@ impl ControlLoop {
             broken: &term.broken,
         };
         let decision = decide(&obs, self.config.liveness);
-        let broken = Arc::new(term.broken.list());
-        self.broken.send_if_modified(|shown| {
-            let changed = **shown != *broken;
+        let problems = Arc::new(NodeProblems { broken: term.broken.list(), panics: term.panics.list() });
+        self.problems.send_if_modified(|shown| {
+            let changed = **shown != *problems;
             if changed {
-                *shown = broken;
+                *shown = problems;
             }
             changed
         });

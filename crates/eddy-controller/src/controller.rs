@@ -50,9 +50,9 @@ pub struct ControllerStatus {
     pub log: LogPositions,
     /// This node leads and a quorum acknowledged it within the lease.
     pub confirmed_leader: bool,
-    /// Replicas their nodes cannot open: (node, partition, why); empty
+    /// Broken replicas and processor panics the nodes reported; empty
     /// unless this node is the confirmed leader.
-    pub broken: Arc<Vec<(NodeId, eddy_core::PartitionId, String)>>,
+    pub problems: Arc<crate::control::NodeProblems>,
 }
 
 /// Where this replica's Raft log stands (0 for "none").
@@ -85,8 +85,8 @@ pub struct Controller {
     models: mpsc::Sender<ModelsRequest>,
     /// The control loop's latest planner round.
     rounds: watch::Receiver<Option<Arc<crate::planning::Round>>>,
-    /// Broken replicas as the control loop heard them (while leading).
-    broken: watch::Receiver<Arc<Vec<(NodeId, eddy_core::PartitionId, String)>>>,
+    /// What the control loop heard is wrong on the nodes (while leading).
+    problems: watch::Receiver<Arc<crate::control::NodeProblems>>,
     initial_members: BTreeMap<NodeId, RaftNode>,
     auto_bootstrap: bool,
     /// How long a leader keeps acting on its last quorum acknowledgement.
@@ -111,7 +111,7 @@ impl Controller {
         let (heartbeats, heard) = mpsc::channel(HEARTBEAT_QUEUE);
         let (models, model_requests) = mpsc::channel(crate::models::REPORT_QUEUE);
         let (rounds_tx, rounds) = watch::channel(None);
-        let (broken_tx, broken) = watch::channel(Arc::default());
+        let (problems_tx, problems) = watch::channel(Arc::default());
         let control = ControlLoop {
             raft: raft.clone(),
             map: map.clone(),
@@ -119,7 +119,7 @@ impl Controller {
             config: config.control.clone(),
             models: models.clone(),
             rounds: rounds_tx,
-            broken: broken_tx,
+            problems: problems_tx,
         };
         let mut tasks = vec![
             tokio::spawn(control.run()),
@@ -137,7 +137,7 @@ impl Controller {
             heartbeats,
             models,
             rounds,
-            broken,
+            problems,
             initial_members: config.initial_members,
             auto_bootstrap: config.auto_bootstrap,
             lease: config.election_timeout_min,
@@ -186,7 +186,7 @@ impl Controller {
         });
         let confirmed_leader = metrics.state == ServerState::Leader && self.lease_held(&metrics);
         ControllerStatus {
-            broken: if confirmed_leader { self.broken.borrow().clone() } else { Arc::default() },
+            problems: if confirmed_leader { self.problems.borrow().clone() } else { Arc::default() },
             leader,
             term: metrics.current_term,
             voters: membership.voter_ids().collect(),
@@ -253,7 +253,7 @@ impl Controller {
         self.check_cluster(spec.id, cluster_id)?;
         let id = spec.id;
         self.write(Command::RegisterNode { spec, at_ms: crate::control::wall_clock_ms() }).await?;
-        let heard = Heard { node: id, at: Instant::now(), leading: Vec::new(), broken: Vec::new() };
+        let heard = Heard { node: id, at: Instant::now(), leading: Vec::new(), broken: Vec::new(), panics: Vec::new() };
         let _ = self.heartbeats.try_send(heard);
         let map = self.map();
         let state = map.nodes.get(&id).map_or(NodeState::Up, |n| n.state);
@@ -365,6 +365,7 @@ impl Controller {
         cluster_id: &str,
         leading: Vec<eddy_core::GroupLead>,
         broken: Vec<(eddy_core::PartitionId, String)>,
+        panics: Vec<crate::panics::PanicReport>,
     ) -> Result<HeartbeatAnswer, ControllerError> {
         self.ensure_leader()?;
         self.check_cluster(node, cluster_id)?;
@@ -372,15 +373,27 @@ impl Controller {
         let state = map.nodes.get(&node).map(|n| n.state);
         if state.is_some() {
             // A full queue only delays noticing this heartbeat until the next.
-            let _ = self.heartbeats.try_send(Heard { node, at: Instant::now(), leading, broken });
+            let _ = self.heartbeats.try_send(Heard { node, at: Instant::now(), leading, broken, panics });
         }
         Ok(HeartbeatAnswer { state, epoch: map.table.epoch })
     }
 
     /// Takes a worker's telemetry report (leader only); refused with a
     /// retry hint when the models task is behind.
-    pub fn report_telemetry(&self, report: NodeReport) -> Result<(), ControllerError> {
+    pub fn report_telemetry(&self, mut report: NodeReport) -> Result<(), ControllerError> {
         self.ensure_leader()?;
+        // The models keep state per node and per partition: only registered
+        // nodes and partitions that exist get any, so made-up ids cannot
+        // grow them.
+        let map = self.map();
+        if map.nodes.get(&report.node).is_none_or(|n| n.state == NodeState::Removed) {
+            return Err(ControllerError::Refused(format!(
+                "node {} is not a registered member; telemetry is taken from members only",
+                report.node
+            )));
+        }
+        let partitions = map.settings.map_or(0, |s| s.partition_count);
+        report.partitions.retain(|p| p.partition < partitions);
         self.models
             .try_send(ModelsRequest::Report(report))
             .map_err(|_| ControllerError::Busy { queued: crate::models::REPORT_QUEUE, retry_after_ms: 1000 })

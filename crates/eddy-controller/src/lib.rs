@@ -10,6 +10,7 @@ pub mod executor;
 pub mod liveness;
 pub mod models;
 mod operator;
+pub mod panics;
 pub mod planning;
 pub mod sm;
 pub mod state;

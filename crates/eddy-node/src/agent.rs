@@ -10,7 +10,7 @@ use eddy_core::NodeSpec;
 use eddy_proto::channels::PeerChannels;
 use eddy_proto::convert::spec_to_wire;
 use eddy_proto::v1::controller_service_client::ControllerServiceClient;
-use eddy_proto::v1::{BrokenReplica, HeartbeatRequest, PartitionLeadership, RegisterNodeRequest};
+use eddy_proto::v1::{BrokenReplica, HeartbeatRequest, PartitionLeadership, ProcessorPanic, RegisterNodeRequest};
 use eddy_storage::Store;
 use tonic::Status;
 
@@ -123,7 +123,28 @@ impl Agent {
             .into_iter()
             .map(|(partition, reason)| BrokenReplica { partition, node: self.spec.id, reason })
             .collect();
-        let request = HeartbeatRequest { node_id: self.spec.id, cluster_id: cluster_id.to_owned(), leading, broken };
+        let since_ms = crate::services::now_ms().saturating_sub(eddy_worker::panics::REPORTED_FOR.as_millis() as u64);
+        let processor_panics = self
+            .worker
+            .as_ref()
+            .map(|w| w.processor_panics(since_ms))
+            .unwrap_or_default()
+            .into_iter()
+            .map(|p| ProcessorPanic {
+                partition: p.partition,
+                node: self.spec.id,
+                processor: p.processor.clone(),
+                description: p.describe(),
+                at_ms: p.at_ms,
+            })
+            .collect();
+        let request = HeartbeatRequest {
+            node_id: self.spec.id,
+            cluster_id: cluster_id.to_owned(),
+            leading,
+            broken,
+            processor_panics,
+        };
         let mut client = self.client(addr)?;
         let call = client.heartbeat(request);
         let answer = tokio::time::timeout(CALL_TIMEOUT, call)

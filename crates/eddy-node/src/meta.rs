@@ -72,12 +72,25 @@ impl Meta {
                     confirmed_leader: status.confirmed_leader,
                     map_may_be_stale: !status.confirmed_leader,
                     broken_replicas: status
+                        .problems
                         .broken
                         .iter()
                         .map(|(node, partition, reason)| v1::BrokenReplica {
                             partition: *partition,
                             node: *node,
                             reason: reason.clone(),
+                        })
+                        .collect(),
+                    processor_panics: status
+                        .problems
+                        .panics
+                        .iter()
+                        .map(|(node, p)| v1::ProcessorPanic {
+                            partition: p.partition,
+                            node: *node,
+                            processor: p.processor.clone(),
+                            description: p.description.clone(),
+                            at_ms: p.at_ms,
                         })
                         .collect(),
                     controller_log: Some(v1::ControllerLog {

@@ -103,6 +103,7 @@ impl RunningNode {
                 extra_processors: extra,
                 cpu: Arc::new(eddy_worker::cpu::CpuPool::new(config.node.capacity_cores)),
                 meters: Arc::default(),
+                panics: Arc::default(),
             };
             Some(eddy_worker::Worker::start(ctx, meta.partition_maps()))
         } else {

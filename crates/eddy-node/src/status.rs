@@ -43,7 +43,9 @@ pub fn worker_status(err: &WorkerError) -> Status {
             status.metadata_mut().insert(meta::RETRY_AFTER_MS, MetadataValue::from(*retry_after_ms));
             status
         }
-        WorkerError::TooLarge(_) => Status::resource_exhausted(message),
+        // Can never fit, however long the client waits: not RESOURCE_EXHAUSTED,
+        // which retrying clients read as "later".
+        WorkerError::TooLarge(_) => Status::invalid_argument(message),
         WorkerError::InvalidArgument(_) => Status::invalid_argument(message),
         WorkerError::OutOfOrder { .. } => Status::failed_precondition(message),
         WorkerError::Gone { .. } => Status::out_of_range(message),

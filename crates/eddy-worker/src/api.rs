@@ -15,6 +15,9 @@ use crate::telemetry::PartitionMeter;
 use crate::types::{AppendOutcome, AppendRequest, BatchAck, ProducerStamp};
 use crate::worker::Worker;
 
+const SEQUENCE_OVERFLOW: &str =
+    "the producer's sequence plus the batch's event count is above 2^64 - 1; start a new producer id at sequence 0";
+
 /// Where a submitted batch was stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SubmitAck {
@@ -67,6 +70,7 @@ impl QueuedSubmit {
             AppendOutcome::OutOfOrder { expected } => {
                 Err(WorkerError::OutOfOrder { partition, producer: producer.map_or(0, |p| p.id), expected })
             }
+            AppendOutcome::SequenceOverflow => Err(WorkerError::InvalidArgument(SEQUENCE_OVERFLOW.into())),
             AppendOutcome::Stale { next_expected } => Err(WorkerError::InvalidArgument(format!(
                 "this batch was stored long ago (the producer is at sequence {next_expected}); its acknowledgement is no longer kept"
             ))),
@@ -189,7 +193,10 @@ impl Worker {
         let queued_at = Instant::now();
         let queued = self.queue_submit(partition, events, producer, now_ms);
         if let Err(err) = &queued {
-            let partition = partition.map_or_else(|| "unknown".to_owned(), |p| p.to_string());
+            // Label values are partitions that exist: a client naming made-up
+            // partitions must not grow the metrics.
+            let count = self.map().settings.map_or(0, |s| s.partition_count);
+            let partition = partition.filter(|p| *p < count).map_or_else(|| "unknown".to_owned(), |p| p.to_string());
             let outcome = crate::metrics::outcome_label(&Err(err));
             metrics::counter!(crate::metrics::SUBMITS_TOTAL, "partition" => partition, "outcome" => outcome)
                 .increment(1);
@@ -207,6 +214,9 @@ impl Worker {
         now_ms: u64,
     ) -> Result<(PartitionId, usize, usize, AnswerReceiver), WorkerError> {
         let bytes = check_limits(&events, &self.limits())?;
+        if producer.is_some_and(|p| p.sequence.checked_add(events.len() as u64).is_none()) {
+            return Err(WorkerError::InvalidArgument(SEQUENCE_OVERFLOW.into()));
+        }
         let partition = self.resolve_partition(partition, &events, producer)?;
         let replica = self.leader_replica(partition)?;
         let (reply, answer) = oneshot::channel();
@@ -265,12 +275,26 @@ impl Worker {
         let to = if to == 0 { end } else { to.min(end) };
         let salt = self.uid_salt();
         let mut events = Vec::new();
+        let mut bytes = 0usize;
         let mut next = from;
-        while next < to && events.len() < max_events {
+        'scan: while next < to && events.len() < max_events {
             let records = log.read_events(next, 4 << 20).map_err(|e| storage(e.to_string()))?;
             let Some(last) = records.last().map(|(h, _)| h.end_offset()) else { break };
-            let batch = events_of(partition, salt, &records, next).map_err(storage)?;
-            events.extend(batch.into_iter().filter(|e| e.offset < to && keep(e)).take(max_events - events.len()));
+            for event in events_of(partition, salt, &records, next).map_err(storage)? {
+                if event.offset >= to || events.len() >= max_events {
+                    break 'scan;
+                }
+                if !keep(&event) {
+                    continue;
+                }
+                // Bounded in bytes too: a thousand events of a megabyte would
+                // not fit an answer; the reader goes on from the last one.
+                if !events.is_empty() && bytes + event.event.size_bytes() > MAX_READ_BYTES {
+                    break 'scan;
+                }
+                bytes += event.event.size_bytes();
+                events.push(event);
+            }
             if last == next {
                 break;
             }
@@ -302,6 +326,7 @@ impl Worker {
     ) -> Result<(serde_json::Value, u64), WorkerError> {
         let replica = self.leader_replica(partition)?;
         let not_running = || WorkerError::NoLeader { partition };
+        let wait_for = if wait_for == WAIT_FOR_STORED { replica.view.borrow().next_offset } else { wait_for };
         if wait_for > 0
             && let Some(mut progress) = replica.with_runner(|r| r.progress())
         {
@@ -364,6 +389,14 @@ pub enum SubscribeFrom {
     Offset(u64),
     TimeMs(u64),
 }
+
+/// Most bytes of events one read answers (at least one event): well
+/// inside a client's 64 MiB message limit.
+pub const MAX_READ_BYTES: usize = 16 << 20;
+
+/// A query's `wait_for_offset` that stands for every event stored when it
+/// arrives.
+pub const WAIT_FOR_STORED: u64 = u64::MAX;
 
 /// How long a query waits for the processors to catch up.
 const QUERY_WAIT: std::time::Duration = std::time::Duration::from_secs(5);

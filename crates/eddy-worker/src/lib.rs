@@ -11,6 +11,7 @@ pub mod dir;
 mod error;
 pub mod membership;
 pub mod metrics;
+pub mod panics;
 pub mod processors;
 pub mod producers;
 pub mod proposer;

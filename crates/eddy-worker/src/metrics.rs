@@ -19,6 +19,7 @@ pub const PROCESSOR_CPU_MICROSECONDS_TOTAL: &str = "eddy_worker_processor_cpu_mi
 pub const CHECKPOINT_BYTES: &str = "eddy_worker_checkpoint_bytes";
 pub const CHECKPOINTS_SKIPPED_TOTAL: &str = "eddy_worker_checkpoints_skipped_total";
 pub const REPLICAS_BROKEN: &str = "eddy_worker_replicas_broken";
+pub const PROCESSOR_PANICS_TOTAL: &str = "eddy_worker_processor_panics_total";
 
 /// Registers the help texts; harmless to call more than once.
 pub fn describe() {
@@ -50,6 +51,10 @@ pub fn describe() {
         CHECKPOINTS_SKIPPED_TOTAL,
         "processor checkpoints not taken because they exceeded processors.max_checkpoint_bytes"
     );
+    metrics::describe_counter!(
+        PROCESSOR_PANICS_TOTAL,
+        "processor panics caught (folding an event, answering a query, encoding a checkpoint)"
+    );
     metrics::describe_gauge!(
         REPLICAS_BROKEN,
         "replicas the table places on this node that cannot be opened; the controller rebuilds them"
@@ -62,6 +67,12 @@ pub(crate) fn checkpoint_committed(partition: PartitionId, bytes: u64) {
 
 pub(crate) fn checkpoint_skipped(partition: PartitionId) {
     metrics::counter!(CHECKPOINTS_SKIPPED_TOTAL, "partition" => partition.to_string()).increment(1);
+}
+
+/// `processor` is a configured processor's name: a bounded set.
+pub(crate) fn processor_panicked(partition: PartitionId, processor: &str) {
+    metrics::counter!(PROCESSOR_PANICS_TOTAL, "partition" => partition.to_string(), "processor" => processor.to_owned())
+        .increment(1);
 }
 
 pub(crate) fn replicas_broken(count: usize) {

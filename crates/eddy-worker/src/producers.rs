@@ -37,8 +37,16 @@ struct Producer {
 pub enum Check {
     Accept,
     Duplicate(BatchAck),
-    OutOfOrder { expected: u64 },
-    Stale { next_expected: u64 },
+    OutOfOrder {
+        expected: u64,
+    },
+    Stale {
+        next_expected: u64,
+    },
+    /// The batch's sequence plus its count does not fit a u64: no producer
+    /// can send it, and accepting it would break the table's arithmetic on
+    /// every replica alike.
+    Overflow,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,6 +64,9 @@ impl ProducerTable {
     }
 
     pub fn check(&self, stamp: ProducerStamp, count: u32) -> Check {
+        if stamp.sequence.checked_add(u64::from(count)).is_none() {
+            return Check::Overflow;
+        }
         let Some(producer) = self.producers.get(&stamp.id) else {
             return Check::Accept;
         };
@@ -79,7 +90,7 @@ impl ProducerTable {
             recent: VecDeque::new(),
             last_seen: seen,
         });
-        producer.next_sequence = stamp.sequence + u64::from(ack.count);
+        producer.next_sequence = stamp.sequence.saturating_add(u64::from(ack.count));
         producer.last_seen = seen;
         producer.recent.push_back(Recent { sequence: stamp.sequence, ack });
         while producer.recent.len() > RECENT_BATCHES {

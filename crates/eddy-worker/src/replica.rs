@@ -68,6 +68,7 @@ async fn follow_leadership(
                     extra: ctx.extra_processors.clone(),
                     cpu: ctx.cpu.clone(),
                     meter: ctx.meters.meter(partition),
+                    panics: ctx.panics.clone(),
                     uid_salt: ctx.identity.get().map_or(0, |id| eddy_core::EventUid::salt(id)),
                 })
             });
@@ -143,6 +144,8 @@ pub struct ReplicaContext {
     pub cpu: Arc<crate::cpu::CpuPool>,
     /// Telemetry of the partitions this node leads.
     pub meters: Arc<crate::telemetry::Meters>,
+    /// Recent processor panics on this node.
+    pub panics: Arc<crate::panics::PanicLog>,
 }
 
 impl Replica {

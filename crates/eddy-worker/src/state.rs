@@ -122,6 +122,7 @@ impl PartitionState {
                 Check::Duplicate(ack) => AppendOutcome::Duplicate(ack),
                 Check::OutOfOrder { expected } => AppendOutcome::OutOfOrder { expected },
                 Check::Stale { next_expected } => AppendOutcome::Stale { next_expected },
+                Check::Overflow => AppendOutcome::SequenceOverflow,
             };
             outcomes.push(outcome);
         }

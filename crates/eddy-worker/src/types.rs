@@ -85,6 +85,8 @@ pub enum AppendOutcome {
     Stale {
         next_expected: u64,
     },
+    /// The producer's sequence plus the batch's count does not fit a u64.
+    SequenceOverflow,
 }
 
 /// The answer to a committed command: one outcome per batch, in order.

@@ -227,6 +227,11 @@ impl Worker {
         crate::metrics::replicas_broken(broken.len());
     }
 
+    /// Processor panics on this node since `since_ms` (wall clock).
+    pub fn processor_panics(&self, since_ms: u64) -> Vec<crate::panics::ProcessorPanic> {
+        self.ctx.panics.since(since_ms)
+    }
+
     /// Replicas the table places here that cannot be opened, with why.
     pub fn broken(&self) -> Vec<(PartitionId, String)> {
         self.broken.lock().map(|b| b.iter().map(|(p, why)| (*p, why.clone())).collect()).unwrap_or_default()

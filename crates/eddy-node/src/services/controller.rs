@@ -247,7 +247,17 @@ impl ControllerService for ControllerApi {
             .map(|l| eddy_core::GroupLead { partition: l.partition, term: l.term, voters: l.voters.clone() })
             .collect();
         let broken = body.broken.iter().map(|b| (b.partition, b.reason.clone())).collect();
-        match controller.heartbeat(body.node_id, &body.cluster_id, leading, broken) {
+        let panics = body
+            .processor_panics
+            .iter()
+            .map(|p| eddy_controller::panics::PanicReport {
+                partition: p.partition,
+                processor: p.processor.clone(),
+                description: p.description.clone(),
+                at_ms: p.at_ms,
+            })
+            .collect();
+        match controller.heartbeat(body.node_id, &body.cluster_id, leading, broken, panics) {
             Ok(answer) => Ok(Response::new(HeartbeatResponse {
                 state: answer.state.map_or(NodeState::Unspecified, node_state_to_wire) as i32,
                 registered: answer.state.is_some(),

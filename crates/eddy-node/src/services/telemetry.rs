@@ -13,17 +13,24 @@ use crate::status::controller_status;
 /// up; ends with "not leader" (and the leader's address) if this node
 /// stops leading meanwhile.
 pub async fn receive(controller: &Controller, mut reports: Streaming<TelemetryReport>) -> Result<TelemetryAck, Status> {
-    let mut accepted = 0;
+    let (mut accepted, mut refused) = (0, 0);
     while let Some(report) = reports.next().await {
         let report = report_from_wire(report?)?;
         match controller.report_telemetry(report) {
             Ok(()) => accepted += 1,
             // The models are behind: this second is lost, the stream goes on.
             Err(eddy_controller::ControllerError::Busy { .. }) => {}
+            // Not from a member: dropped, so it cannot steer or grow the models.
+            Err(eddy_controller::ControllerError::Refused(why)) => {
+                if refused == 0 {
+                    tracing::warn!(reason = %why, "telemetry refused");
+                }
+                refused += 1;
+            }
             Err(err) => return Err(controller_status(&err)),
         }
     }
-    Ok(TelemetryAck { accepted })
+    Ok(TelemetryAck { accepted, refused })
 }
 
 fn report_from_wire(report: TelemetryReport) -> Result<NodeReport, Status> {

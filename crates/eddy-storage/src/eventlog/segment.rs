@@ -149,6 +149,7 @@ impl SegmentReader {
 /// Reads records from the start; returns the index, the length of the valid
 /// prefix, and why reading stopped early.
 fn scan(file: &File, base_offset: u64) -> io::Result<(Vec<IndexEntry>, u64, Option<String>)> {
+    let file_len = file.metadata()?.len();
     let mut reader = BufReader::with_capacity(1 << 20, file);
     let mut entries = Vec::new();
     let mut pos = 0u64;
@@ -165,6 +166,12 @@ fn scan(file: &File, base_offset: u64) -> io::Result<(Vec<IndexEntry>, u64, Opti
             Ok(len) => len,
             Err(err) => return Ok((entries, pos, Some(format!("{err:?} at byte {pos}")))),
         };
+        // The length is not checked yet (the checksum comes after it): a
+        // record cannot be longer than what is left of the file, so nothing
+        // larger is allocated.
+        if pos + (HEADER_LEN + len) as u64 > file_len {
+            return Ok((entries, pos, Some(format!("record at byte {pos} runs past the end of the segment"))));
+        }
         buf.clear();
         buf.extend_from_slice(&head);
         buf.resize(HEADER_LEN + len, 0);

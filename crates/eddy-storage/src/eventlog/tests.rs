@@ -191,6 +191,24 @@ fn retention_drops_whole_old_segments_by_size_and_age() {
     assert_eq!(log.next_offset(), 30);
 }
 
+#[test]
+fn a_corrupt_length_field_allocates_nothing_and_is_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (log, _) = EventLog::open(dir.path(), EventLogConfig::default(), 0).unwrap();
+        fill(&log, 3, 1);
+    }
+    let path = active_segment(dir.path());
+    let mut bytes = fs::read(&path).unwrap();
+    let record_len = bytes.len() / 3;
+    // The third record claims a payload of 4 GiB.
+    bytes[2 * record_len + 4..2 * record_len + 8].copy_from_slice(&u32::MAX.to_le_bytes());
+    fs::write(&path, &bytes).unwrap();
+    let (log, recovery) = EventLog::open(dir.path(), EventLogConfig::default(), 0).unwrap();
+    assert!(recovery.reason.as_deref().unwrap_or("").contains("runs past the end"), "{recovery:?}");
+    assert_eq!(log.next_offset(), 2);
+}
+
 fn marker(log: &EventLog, size: usize, tag: u8) {
     let next = log.next_offset();
     let header = RecordHeader { tag, first_offset: next, count: 0, first_hlc: 0, last_hlc: 0 };

@@ -9,6 +9,7 @@
 //! holds the latest one and any of them can take over.
 
 mod latest;
+mod restore;
 pub mod runner;
 mod stats;
 mod synthetic;

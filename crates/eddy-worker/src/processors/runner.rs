@@ -11,6 +11,7 @@ use tokio::task::JoinHandle;
 
 use super::{Checkpoint, Processor, ProcessorFactory, ProcessorsConfig, digest, processors};
 use crate::cpu::{CpuPool, PoolStopped, thread_cpu_time};
+use crate::panics::{Doing, PanicLog, ProcessorPanic, caught};
 use crate::replica::PartitionRaft;
 use crate::sm::LogView;
 use crate::state::LogRecord;
@@ -19,7 +20,7 @@ use crate::types::PartitionCommand;
 use crate::worker::wall_clock_ms;
 
 /// Bytes of records read and folded at a time.
-const CHUNK_BYTES: usize = 1 << 20;
+pub(super) const CHUNK_BYTES: usize = 1 << 20;
 
 /// CPU a fold job may spend before handing its pool thread to another
 /// partition: a long backlog is folded in slices, so partitions share the
@@ -44,6 +45,8 @@ pub struct ProcessorStatus {
 type CheckpointAsk = oneshot::Sender<u64>;
 
 pub struct ProcessorRunner {
+    partition: PartitionId,
+    panics: Arc<PanicLog>,
     processors: Arc<Mutex<Vec<Box<dyn Processor>>>>,
     status: watch::Receiver<ProcessorStatus>,
     asks: mpsc::Sender<CheckpointAsk>,
@@ -64,6 +67,7 @@ pub struct RunnerContext {
     pub extra: Vec<Arc<dyn ProcessorFactory>>,
     pub cpu: Arc<CpuPool>,
     pub meter: Arc<PartitionMeter>,
+    pub panics: Arc<PanicLog>,
     pub uid_salt: u32,
 }
 
@@ -75,8 +79,9 @@ impl ProcessorRunner {
         let from = ctx.view.borrow().log.start_offset();
         let (status_tx, status) = watch::channel(ProcessorStatus { processed: from, restored_from: from });
         let (asks, asked) = mpsc::channel(4);
+        let (partition, panics) = (ctx.partition, ctx.panics.clone());
         let task = tokio::spawn(run(ctx, processors.clone(), status_tx, asked));
-        ProcessorRunner { processors, status, asks, task }
+        ProcessorRunner { partition, panics, processors, status, asks, task }
     }
 
     pub fn status(&self) -> ProcessorStatus {
@@ -103,7 +108,20 @@ impl ProcessorRunner {
             let names: Vec<&str> = processors.iter().map(|p| p.name()).collect();
             format!("no processor named `{name}`; this partition runs {names:?}")
         })?;
-        processor.query(request)
+        // A panic while answering leaves the state as it was (a query reads
+        // it only): caught here, the lock is not poisoned.
+        caught(|| processor.query(request)).unwrap_or_else(|message| {
+            let panic = ProcessorPanic {
+                partition: self.partition,
+                processor: name.to_owned(),
+                doing: Doing::Answering,
+                message,
+                at_ms: wall_clock_ms(),
+            };
+            let answer = format!("{}; ask again with other arguments", panic.describe());
+            self.panics.record(panic);
+            Err(answer)
+        })
     }
 
     /// The processors' states digest, with the offset it holds for and
@@ -111,60 +129,9 @@ impl ProcessorRunner {
     pub fn digest(&self) -> Result<(u64, u64, u64), String> {
         let processors = self.processors.lock().map_err(|_| "processors unavailable".to_owned())?;
         let status = self.status();
-        Ok((status.processed, digest(&processors), status.restored_from))
-    }
-}
-
-fn restore(processors: &mut [Box<dyn Processor>], checkpoint: &Checkpoint) -> Result<(), String> {
-    for p in processors.iter_mut() {
-        if let Some(state) = checkpoint.states.get(p.name()) {
-            p.restore(state).map_err(|e| format!("{}: {e}", p.name()))?;
-        }
-    }
-    Ok(())
-}
-
-/// Restores the latest checkpoint into fresh processors, reading its
-/// pieces from the log (off the runtime: a checkpoint may be large).
-/// Answers the offset the processors go on from.
-async fn restore_latest(ctx: &RunnerContext, processors: &Arc<Mutex<Vec<Box<dyn Processor>>>>) -> u64 {
-    let (log, reference) = {
-        let view = ctx.view.borrow();
-        (view.log.clone(), view.checkpoint)
-    };
-    let start = log.start_offset();
-    let Some(reference) = reference else {
-        if start > 0 {
-            tracing::warn!(
-                partition = ctx.partition,
-                from = start,
-                "no checkpoint and the log starts late: processors see only retained events"
-            );
-        }
-        return start;
-    };
-    let (partition, config, extra) = (ctx.partition, ctx.config.clone(), ctx.extra.clone());
-    let restoring = processors.clone();
-    let restored = tokio::task::spawn_blocking(move || {
-        let checkpoint = crate::checkpoint::read(&log, &reference).map_err(|e| e.to_string())?;
-        let Ok(mut slot) = restoring.lock() else { return Err("processors unavailable".to_owned()) };
-        if let Err(err) = restore(&mut slot, &checkpoint) {
-            *slot = super::processors(partition, &config, &extra);
-            return Err(err);
-        }
-        Ok(checkpoint.offset)
-    })
-    .await;
-    match restored {
-        Ok(Ok(offset)) => offset,
-        Ok(Err(err)) => {
-            tracing::warn!(partition = ctx.partition, error = %err, "cannot restore the processor checkpoint; replaying the log");
-            start
-        }
-        Err(err) => {
-            tracing::warn!(partition = ctx.partition, error = %err, "processor restore stopped; replaying the log");
-            start
-        }
+        let digest =
+            caught(|| digest(&processors)).map_err(|m| format!("a processor panicked encoding its state: {m}"))?;
+        Ok((status.processed, digest, status.restored_from))
     }
 }
 
@@ -200,7 +167,7 @@ async fn run(
     status: watch::Sender<ProcessorStatus>,
     mut asks: mpsc::Receiver<CheckpointAsk>,
 ) {
-    let mut next = restore_latest(&ctx, &processors).await;
+    let mut next = super::restore::restore_latest(&ctx, &processors).await;
     status.send_replace(ProcessorStatus { processed: next, restored_from: next });
     let mut since_checkpoint = 0u64;
     let mut last_checkpoint = Instant::now();
@@ -267,7 +234,9 @@ async fn run(
 /// a time, and records what it cost and how long after submission each
 /// event was processed. Progress is published after every slice: a client
 /// waiting for its event to be processed need not wait for the rest of
-/// the chunk, which for costly events is tens of milliseconds each.
+/// the chunk, which for costly events is tens of milliseconds each. A
+/// processor that panics on an event is restarted from the checkpoint and
+/// brought up to that event, which it then passes over.
 async fn fold(
     ctx: &RunnerContext,
     processors: &Arc<Mutex<Vec<Box<dyn Processor>>>>,
@@ -278,12 +247,16 @@ async fn fold(
     let mut start = 0;
     while start < events.len() {
         let (folding, slice) = (processors.clone(), events.clone());
-        let (end, cpu) = ctx.cpu.run(move || fold_slice(&folding, &slice, start)).await?;
+        let (slice_end, cpu) = ctx.cpu.run(move || fold_slice(&folding, &slice, start)).await?;
+        let end = slice_end.next;
         let folded = events.get(start..end).unwrap_or_default();
         let now_ms = wall_clock_ms();
         crate::metrics::processed(ctx.partition, folded, cpu, now_ms);
         let latencies = folded.iter().map(|e| Duration::from_millis(now_ms.saturating_sub(e.hlc.physical_ms())));
         ctx.meter.processed(cpu, latencies);
+        for (index, offset, message) in slice_end.panicked {
+            super::restore::restart_processor(ctx, processors, index, offset, message).await;
+        }
         if let Some(last) = folded.last() {
             status.send_if_modified(|s| {
                 let moved = last.offset + 1 > s.processed;
@@ -296,25 +269,36 @@ async fn fold(
     Ok(())
 }
 
-/// Folds events from `start` until the slice's CPU is spent; answers where
-/// it stopped.
-fn fold_slice(processors: &Mutex<Vec<Box<dyn Processor>>>, events: &[StoredEvent], start: usize) -> usize {
+/// Where a fold slice stopped, and the processors (by index) that panicked
+/// on its last event, with that event's offset and the panic's message.
+struct SliceEnd {
+    next: usize,
+    panicked: Vec<(usize, u64, String)>,
+}
+
+/// Folds events from `start` until the slice's CPU is spent or a processor
+/// panics; answers where it stopped.
+fn fold_slice(processors: &Mutex<Vec<Box<dyn Processor>>>, events: &[StoredEvent], start: usize) -> SliceEnd {
     let began = thread_cpu_time();
-    // A processor that panicked poisoned the lock: its partition's
-    // processors stop folding (the log keeps every event).
-    let Ok(mut processors) = processors.lock() else { return events.len() };
+    let Ok(mut processors) = processors.lock() else { return SliceEnd { next: events.len(), panicked: Vec::new() } };
     let mut clock = SliceClock::new(began);
     let mut next = start;
     while next < events.len() {
-        for p in processors.iter_mut() {
-            p.apply(&events[next]);
-        }
+        let event = &events[next];
+        let panicked: Vec<(usize, u64, String)> = processors
+            .iter_mut()
+            .enumerate()
+            .filter_map(|(i, p)| caught(|| p.apply(event)).err().map(|message| (i, event.offset, message)))
+            .collect();
         next += 1;
+        if !panicked.is_empty() {
+            return SliceEnd { next, panicked };
+        }
         if clock.spent_after_event() >= FOLD_SLICE_CPU {
             break;
         }
     }
-    next
+    SliceEnd { next, panicked: Vec::new() }
 }
 
 /// Events folded between two looks at the CPU clock when events are cheap.
@@ -366,15 +350,25 @@ async fn propose_checkpoint(
     let (encoding, max_bytes) = (processors.clone(), ctx.config.max_checkpoint_bytes);
     // Encoding a large state is processor work: on the node's CPU pool.
     let split = ctx.cpu.run(move || {
-        let states = match encoding.lock() {
-            Ok(processors) => processors.iter().map(|p| (p.name().to_owned(), p.checkpoint())).collect(),
-            Err(_) => return None,
-        };
-        Some(crate::checkpoint::split(&Checkpoint { offset, states }, crate::checkpoint::fresh_id(), max_bytes))
+        let Ok(processors) = encoding.lock() else { return None };
+        let mut states = std::collections::BTreeMap::new();
+        for p in processors.iter() {
+            match caught(|| p.checkpoint()) {
+                Ok(state) => states.insert(p.name().to_owned(), state),
+                Err(message) => return Some(Err((p.name().to_owned(), message))),
+            };
+        }
+        Some(Ok(crate::checkpoint::split(&Checkpoint { offset, states }, crate::checkpoint::fresh_id(), max_bytes)))
     });
     let (chunks, seal) = match split.await {
-        Ok((Some(Ok(split)), _)) => split,
-        Ok((Some(Err(err)), _)) => {
+        Ok((Some(Ok(Ok(split))), _)) => split,
+        Ok((Some(Err((processor, message))), _)) => {
+            let doing = Doing::Checkpointing;
+            let at_ms = wall_clock_ms();
+            ctx.panics.record(ProcessorPanic { partition: ctx.partition, processor, doing, message, at_ms });
+            return false;
+        }
+        Ok((Some(Ok(Err(err))), _)) => {
             crate::metrics::checkpoint_skipped(ctx.partition);
             tracing::warn!(partition = ctx.partition, offset, error = %err, "processor checkpoint skipped; a new leader replays the log instead");
             return false;
@@ -438,15 +432,15 @@ mod tests {
         // 3 ms each against a 5 ms slice: the second event spends it.
         let processors = synthetic(&[("heavy", 3_000)]);
         let batch = events("heavy", 20);
-        assert_eq!(fold_slice(&processors, &batch, 0), 2);
-        assert_eq!(fold_slice(&processors, &batch, 2), 4);
+        assert_eq!(fold_slice(&processors, &batch, 0).next, 2);
+        assert_eq!(fold_slice(&processors, &batch, 2).next, 4);
     }
 
     #[test]
     fn cheap_events_fold_in_one_slice() {
         let processors = synthetic(&[("light", 0)]);
         let batch = events("light", 1_000);
-        assert_eq!(fold_slice(&processors, &batch, 0), 1_000);
+        assert_eq!(fold_slice(&processors, &batch, 0).next, 1_000);
     }
 
     #[test]
@@ -456,7 +450,7 @@ mod tests {
         batch.extend(events("heavy", 20));
         // The cheap stretch is timed every few events; the first costly
         // event is timed within that stride, the next ones one by one.
-        let stopped = fold_slice(&processors, &batch, 0);
+        let stopped = fold_slice(&processors, &batch, 0).next;
         assert!((101..=100 + CHEAP_EVENTS_PER_LOOK as usize).contains(&stopped), "stopped at {stopped}");
     }
 }

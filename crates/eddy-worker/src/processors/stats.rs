@@ -133,8 +133,10 @@ impl Processor for Stats {
     }
 
     /// `{"key": K}` or `{"type": T}`, optionally with `from_ms` and `to_ms`
-    /// (event time): the total, or the windows that start in the range
-    /// merged, and each of them.
+    /// (event time, `to_ms` exclusive): the total, or every window that
+    /// overlaps the range merged, each of them, and the edges of the
+    /// windows used (`covered_from_ms`, `covered_to_ms`): windows are
+    /// counted whole, so those edges may reach past the range.
     fn query(&self, request: &Value) -> Result<Value, String> {
         let (series, what) =
             match (request.get("key").and_then(Value::as_str), request.get("type").and_then(Value::as_str)) {
@@ -142,20 +144,93 @@ impl Processor for Stats {
                 (None, Some(kind)) => (self.state.by_type.get(kind), json!({"type": kind})),
                 (None, None) => return Err("stats: name a \"key\" or a \"type\"".into()),
             };
-        let from = request.get("from_ms").and_then(Value::as_u64);
-        let to = request.get("to_ms").and_then(Value::as_u64);
+        let bound = |name: &str| match request.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => {
+                v.as_u64().map(Some).ok_or_else(|| format!("stats: {name} must be a whole number of ms, got {v}"))
+            }
+        };
+        let (from, to) = (bound("from_ms")?, bound("to_ms")?);
         let empty = Series::default();
         let series = series.unwrap_or(&empty);
         if from.is_none() && to.is_none() {
             return Ok(json!({"of": what, "total": series.total.to_json()}));
         }
         let (from, to) = (from.unwrap_or(0), to.unwrap_or(u64::MAX));
+        if from >= to {
+            return Err(format!("stats: from_ms ({from}) must be before to_ms ({to})"));
+        }
+        // A window [start, start + window_ms) overlaps [from, to) when it
+        // starts before `to` and ends after `from`.
+        let first_start = from.saturating_sub(self.window_ms - 1);
         let mut merged = Aggregate::default();
         let mut windows = Vec::new();
-        for (start, agg) in series.windows.range(from..to) {
+        let mut covered: Option<(u64, u64)> = None;
+        for (start, agg) in series.windows.range(first_start..to) {
+            let end = start.saturating_add(self.window_ms);
             merged.merge(agg);
-            windows.push(json!({"start_ms": start, "end_ms": start + self.window_ms, "stats": agg.to_json()}));
+            covered = Some(covered.map_or((*start, end), |(a, _)| (a, end)));
+            windows.push(json!({"start_ms": start, "end_ms": end, "stats": agg.to_json()}));
         }
-        Ok(json!({"of": what, "window_ms": self.window_ms, "range": merged.to_json(), "windows": windows}))
+        Ok(json!({
+            "of": what,
+            "window_ms": self.window_ms,
+            "range": merged.to_json(),
+            "covered_from_ms": covered.map(|c| c.0),
+            "covered_to_ms": covered.map(|c| c.1),
+            "windows": windows,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use eddy_core::{Event, EventUid, Hlc};
+
+    use super::*;
+
+    fn event(ms: u64, value: f64) -> StoredEvent {
+        StoredEvent {
+            partition: 0,
+            offset: ms,
+            uid: EventUid::new(1, 0, ms),
+            hlc: Hlc::from_millis(ms),
+            event: Event {
+                key: bytes::Bytes::from_static(b"k"),
+                event_type: "reading".into(),
+                payload: bytes::Bytes::from(format!("{{\"value\": {value}}}")),
+                ..Event::default()
+            },
+        }
+    }
+
+    fn stats() -> Stats {
+        let mut stats = Stats::new("value", 1000, 60);
+        for (ms, v) in [(500, 1.0), (1500, 2.0), (2500, 4.0), (3500, 8.0)] {
+            stats.apply(&event(ms, v));
+        }
+        stats
+    }
+
+    #[test]
+    fn a_range_counts_every_window_it_overlaps_and_says_which() {
+        let answer = stats().query(&json!({"type": "reading", "from_ms": 1200, "to_ms": 2600})).unwrap();
+        assert_eq!(answer["range"]["count"], 2, "{answer}");
+        assert_eq!(answer["range"]["sum"], 6.0);
+        assert_eq!((answer["covered_from_ms"].as_u64(), answer["covered_to_ms"].as_u64()), (Some(1000), Some(3000)));
+        let none = stats().query(&json!({"key": "k", "from_ms": 9000, "to_ms": 9500})).unwrap();
+        assert_eq!(none["range"]["count"], 0);
+        assert!(none["covered_from_ms"].is_null());
+    }
+
+    #[test]
+    fn a_reversed_or_malformed_range_is_refused_not_a_panic() {
+        let reversed = stats().query(&json!({"type": "reading", "from_ms": 10, "to_ms": 5})).unwrap_err();
+        assert!(reversed.contains("must be before"), "{reversed}");
+        assert!(stats().query(&json!({"type": "reading", "from_ms": 5, "to_ms": 5})).is_err());
+        let text = stats().query(&json!({"type": "reading", "from_ms": "soon"})).unwrap_err();
+        assert!(text.contains("from_ms"), "{text}");
+        let all = stats().query(&json!({"type": "reading", "from_ms": 0, "to_ms": u64::MAX})).unwrap();
+        assert_eq!(all["range"]["count"], 4);
     }
 }

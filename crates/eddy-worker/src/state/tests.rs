@@ -100,5 +100,21 @@ fn live_sequence(state: &PartitionState, producer: u64) -> u64 {
         crate::producers::Check::OutOfOrder { expected }
         | crate::producers::Check::Stale { next_expected: expected } => expected,
         crate::producers::Check::Duplicate(ack) => ack.first_offset,
+        crate::producers::Check::Overflow => 0,
     }
+}
+
+#[test]
+fn a_sequence_that_overflows_is_refused_on_every_replica_alike() {
+    let mut state = PartitionState::default();
+    let near_end = u64::MAX - 1;
+    let (record, response) = state.apply_append(log_id(1), &[request(Some((7, near_end)), &["a", "b"], 10)]);
+    assert!(record.is_none(), "nothing is stored");
+    assert_eq!(response.outcomes, vec![AppendOutcome::SequenceOverflow]);
+    assert_eq!(state.next_offset, 0);
+    // The last sequences that fit are taken, and the next one is refused.
+    let (_, fits) = state.apply_append(log_id(2), &[request(Some((7, u64::MAX - 2)), &["a", "b"], 10)]);
+    assert!(matches!(fits.outcomes[0], AppendOutcome::Stored(_)), "{fits:?}");
+    let (_, after) = state.apply_append(log_id(3), &[request(Some((7, u64::MAX)), &["c"], 10)]);
+    assert_eq!(after.outcomes, vec![AppendOutcome::SequenceOverflow]);
 }

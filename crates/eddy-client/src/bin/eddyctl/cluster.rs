@@ -117,6 +117,9 @@ pub fn print_status(status: &StatusView) -> anyhow::Result<()> {
             broken.partition, broken.node, broken.reason
         );
     }
+    for panic in &status.processor_panics {
+        println!("panicked    node {} at {} ms: {}", panic.node, panic.at_ms, panic.description);
+    }
     if status.map_may_be_stale {
         let ask = status.leader_addr.as_deref().map_or_else(String::new, |a| format!("; ask the leader at {a}"));
         println!(
@@ -184,6 +187,7 @@ mod tests {
             confirmed_leader: true,
             map_may_be_stale: false,
             broken_replicas: Vec::new(),
+            processor_panics: Vec::new(),
             epoch: 5,
             nodes_version: 3,
             settings: Some(SettingsView { partition_count: replicas.len() as u32, replication_factor: 2 }),

@@ -90,9 +90,11 @@ pub async fn run(client: Arc<EventClient>, command: QueryCommand) -> anyhow::Res
     Ok(())
 }
 
+/// Asks a processor, once it has folded in every event stored when the
+/// question arrives: a query right after a submit sees the event.
 async fn ask(client: &EventClient, partition: u32, query: query_request::Query) -> anyhow::Result<Value> {
-    let response: v1::QueryResponse =
-        client.query(QueryRequest { partition, query: Some(query), wait_for_offset: 0 }).await?;
+    let request = QueryRequest { partition, query: Some(query), wait_for_offset: u64::MAX };
+    let response: v1::QueryResponse = client.query(request).await?;
     serde_json::from_str(&response.json).context("the processor's answer is not JSON")
 }
 
