@@ -157,18 +157,31 @@ async fn a_checkpoint_larger_than_a_read_stalls_no_reader_and_no_restart() -> an
     let log = cluster.log(follower)?;
     assert!(!log.contains("cannot open partition replica"), "node {follower} could not open a replica");
 
-    // Leading, it restores the checkpoint from its own log.
-    let moved = cluster.eddyctl(1, &["transfer-leader", &partition.to_string(), "--to", &follower.to_string()])?;
-    anyhow::ensure!(moved.status.success(), "transfer: {}", String::from_utf8_lossy(&moved.stderr));
+    // Leading, it restores the checkpoint from its own log. A transfer is
+    // a request: on a loaded machine the election may go to another
+    // replica, so it is asked again until the follower leads.
+    let transfer = ["transfer-leader", &partition.to_string(), "--to", &follower.to_string()].map(str::to_owned);
     let deadline = tokio::time::Instant::now() + SETTLE;
+    let mut asked_at: Option<tokio::time::Instant> = None;
     let digest = loop {
         let status = cluster.client_of(1)?.leader_status().await?;
         let now_led = status.partitions[partition as usize].leader == Some(follower);
+        if !now_led && asked_at.is_none_or(|at| at.elapsed() > Duration::from_secs(15)) {
+            let args: Vec<&str> = transfer.iter().map(String::as_str).collect();
+            let moved = cluster.eddyctl_within(&args, Duration::from_secs(30))?;
+            anyhow::ensure!(moved.status.success(), "transfer: {}", String::from_utf8_lossy(&moved.stderr));
+            asked_at = Some(tokio::time::Instant::now());
+        }
         let digest = client.processor_digest(partition).await?;
         if now_led && digest.offset >= end && digest.restored_from >= 3000 {
             break digest;
         }
-        anyhow::ensure!(tokio::time::Instant::now() < deadline, "no restore on node {follower}: {digest:?}");
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "no restore on node {follower}: {digest:?}, table {:?}\n{}",
+            status.partitions[partition as usize],
+            cluster.log_tails()
+        );
         tokio::time::sleep(Duration::from_millis(250)).await;
     };
     assert!(digest.restored_from <= end, "{digest:?}");
