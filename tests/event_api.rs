@@ -112,7 +112,8 @@ async fn bad_input_is_refused_clearly_and_stores_nothing() -> anyhow::Result<()>
     let refused = raw.submit(huge).await.expect_err("a message past the limit");
     assert!(matches!(refused.code(), Code::ResourceExhausted | Code::OutOfRange), "{refused:?}");
     let garbage = raw_bytes_call(&cluster, vec![0xff, 0xff, 0xff, 0x0f, 0x01]).await?;
-    assert!(garbage.is_err(), "garbage must be refused");
+    let refused = garbage.expect_err("garbage must be refused");
+    assert_eq!(refused.code(), Code::InvalidArgument, "the sender's mistake, not the server's: {refused:?}");
     assert_eq!(total_stored(&client).await?, 0, "nothing refused is stored");
     // The node keeps serving.
     let ok = raw.submit(submit(vec![event("k", "t", b"{\"value\": 1}".to_vec())], None)).await?.into_inner();

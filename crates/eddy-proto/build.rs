@@ -21,6 +21,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .bytes(".eddy.v1.Event.key")
         .bytes(".eddy.v1.Event.payload")
         .btree_map(".")
+        // Undecodable bytes are the sender's mistake: INVALID_ARGUMENT.
+        .codec_path("crate::codec::StrictCodec")
         .build_client(true)
         .build_server(true)
         .compile_fds(descriptors)?;

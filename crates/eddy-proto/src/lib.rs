@@ -28,4 +28,5 @@ pub mod meta {
 pub const RAFT_MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 
 pub mod channels;
+pub mod codec;
 pub mod convert;
