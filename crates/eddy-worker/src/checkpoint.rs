@@ -10,14 +10,23 @@
 //! whatever their number; only a leader restoring its processors reads
 //! them, from the seal's reference. Pieces of a checkpoint that was never
 //! sealed (its leader lost the leadership midway) are ignored.
+//!
+//! Pure: the types and the cutting. The state applies pieces and seals
+//! (`state.rs`); reading a checkpoint back is the state machine's
+//! (`sm::read_checkpoint`).
 
-use std::ops::ControlFlow;
+use std::collections::BTreeMap;
 
-use eddy_storage::eventlog::{EventLog, EventLogError, Pick};
+use eddy_storage::eventlog::EventLogError;
 use serde::{Deserialize, Serialize};
 
-use crate::processors::Checkpoint;
-use crate::state::{LogRecord, TAG_CHECKPOINT_CHUNK};
+/// Every processor's state at an offset: what a checkpoint holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// Events before this offset are folded in.
+    pub offset: u64,
+    pub states: BTreeMap<String, Vec<u8>>,
+}
 
 /// Largest piece of a checkpoint, and so of a Raft entry that carries one.
 pub const CHUNK_BYTES: usize = 1 << 20;
@@ -108,59 +117,6 @@ pub fn split(
     Ok((chunks, seal))
 }
 
-/// Reads a sealed checkpoint back from the event log: its pieces, in order,
-/// checked against the seal's length and digest.
-pub fn read(log: &EventLog, reference: &CheckpointRef) -> Result<Checkpoint, CheckpointError> {
-    let seal = reference.seal;
-    let damaged = |why: String| CheckpointError::Damaged { offset: seal.offset, why };
-    let mut bytes = Vec::with_capacity(usize::try_from(seal.len).unwrap_or(0).min(1 << 30));
-    let mut next_index = 0u32;
-    let mut problem = None;
-    log.scan::<CheckpointError>(
-        reference.chunks_from,
-        8 * CHUNK_BYTES,
-        |header| {
-            if header.first_offset > reference.chunks_to {
-                Pick::Stop
-            } else if header.tag == TAG_CHECKPOINT_CHUNK {
-                Pick::Take
-            } else {
-                Pick::Skip
-            }
-        },
-        |_, payload| {
-            let piece = match postcard::from_bytes::<LogRecord>(&payload) {
-                Ok(LogRecord::CheckpointChunk { chunk, .. }) => chunk,
-                Ok(_) => return Ok(ControlFlow::Continue(())),
-                Err(err) => {
-                    problem = Some(format!("undecodable piece: {err}"));
-                    return Ok(ControlFlow::Break(()));
-                }
-            };
-            if piece.id == seal.id && piece.index == next_index {
-                bytes.extend_from_slice(&piece.bytes);
-                next_index += 1;
-            }
-            Ok(if next_index == seal.chunks { ControlFlow::Break(()) } else { ControlFlow::Continue(()) })
-        },
-    )?;
-    if let Some(why) = problem {
-        return Err(damaged(why));
-    }
-    if next_index != seal.chunks || bytes.len() as u64 != seal.len {
-        return Err(damaged(format!(
-            "found {next_index} of {} pieces, {} of {} bytes",
-            seal.chunks,
-            bytes.len(),
-            seal.len
-        )));
-    }
-    if xxhash_rust::xxh3::xxh3_64(&bytes) != seal.digest {
-        return Err(damaged("its digest does not match".into()));
-    }
-    postcard::from_bytes(&bytes).map_err(|e| damaged(format!("undecodable: {e}")))
-}
-
 /// A fresh checkpoint id: pieces of two leaders' checkpoints never mix.
 pub fn fresh_id() -> u64 {
     u64::from_le_bytes(uuid::Uuid::new_v4().as_bytes()[..8].try_into().unwrap_or_default())
@@ -168,15 +124,14 @@ pub fn fresh_id() -> u64 {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
-    use eddy_storage::eventlog::EventLogConfig;
     use openraft::LogId;
     use openraft::impls::leader_id_adv::LeaderId;
 
     use super::*;
-    use crate::state::PartitionState;
+    use crate::sm::read_checkpoint as read;
+    use crate::state::{LogRecord, PartitionState};
     use crate::types::{AppendRequest, PartitionTypes as C};
+    use eddy_storage::eventlog::{EventLog, EventLogConfig};
 
     fn log_id(index: u64) -> openraft::type_config::alias::LogIdOf<C> {
         LogId::new(LeaderId { term: 1, node_id: 1 }, index)

@@ -9,12 +9,11 @@
 //! after the state file, and Raft re-applies the rest from its own log.
 
 use std::io;
+use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use eddy_core::{Hlc, PartitionId};
-use std::ops::ControlFlow;
-
 use eddy_storage::eventlog::{EventLog, EventLogConfig, FileSpan, Pick};
 use futures::{Stream, TryStreamExt};
 use openraft::storage::{EntryResponder, RaftSnapshotBuilder, RaftStateMachine};
@@ -22,9 +21,9 @@ use openraft::type_config::alias::{LogIdOf, SnapshotMetaOf, SnapshotOf, StoredMe
 use openraft::{EntryPayload, OptionalSend};
 use tokio::sync::{Mutex, watch};
 
-use crate::checkpoint::CheckpointRef;
+use crate::checkpoint::{CHUNK_BYTES, Checkpoint, CheckpointError, CheckpointRef};
 use crate::dir::{PartitionDir, state_path, write_atomic};
-use crate::state::{LogRecord, PartitionState};
+use crate::state::{LogRecord, PartitionState, TAG_CHECKPOINT_CHUNK};
 use crate::types::{PartitionCommand, PartitionResponse, PartitionTypes as C};
 
 /// A partition snapshot.
@@ -182,6 +181,59 @@ impl PartitionStateMachine {
     }
 }
 
+/// Reads a sealed checkpoint back from the event log: its pieces, in order,
+/// checked against the seal's length and digest.
+pub fn read_checkpoint(log: &EventLog, reference: &CheckpointRef) -> Result<Checkpoint, CheckpointError> {
+    let seal = reference.seal;
+    let damaged = |why: String| CheckpointError::Damaged { offset: seal.offset, why };
+    let mut bytes = Vec::with_capacity(usize::try_from(seal.len).unwrap_or(0).min(1 << 30));
+    let mut next_index = 0u32;
+    let mut problem = None;
+    log.scan::<CheckpointError>(
+        reference.chunks_from,
+        8 * CHUNK_BYTES,
+        |header| {
+            if header.first_offset > reference.chunks_to {
+                Pick::Stop
+            } else if header.tag == TAG_CHECKPOINT_CHUNK {
+                Pick::Take
+            } else {
+                Pick::Skip
+            }
+        },
+        |_, payload| {
+            let piece = match postcard::from_bytes::<LogRecord>(&payload) {
+                Ok(LogRecord::CheckpointChunk { chunk, .. }) => chunk,
+                Ok(_) => return Ok(ControlFlow::Continue(())),
+                Err(err) => {
+                    problem = Some(format!("undecodable piece: {err}"));
+                    return Ok(ControlFlow::Break(()));
+                }
+            };
+            if piece.id == seal.id && piece.index == next_index {
+                bytes.extend_from_slice(&piece.bytes);
+                next_index += 1;
+            }
+            Ok(if next_index == seal.chunks { ControlFlow::Break(()) } else { ControlFlow::Continue(()) })
+        },
+    )?;
+    if let Some(why) = problem {
+        return Err(damaged(why));
+    }
+    if next_index != seal.chunks || bytes.len() as u64 != seal.len {
+        return Err(damaged(format!(
+            "found {next_index} of {} pieces, {} of {} bytes",
+            seal.chunks,
+            bytes.len(),
+            seal.len
+        )));
+    }
+    if xxhash_rust::xxh3::xxh3_64(&bytes) != seal.digest {
+        return Err(damaged("its digest does not match".into()));
+    }
+    postcard::from_bytes(&bytes).map_err(|e| damaged(format!("undecodable: {e}")))
+}
+
 /// Writes the snapshot's state file, unless the generation was replaced or
 /// already holds a newer one.
 pub struct PartitionSnapshotBuilder {
@@ -329,8 +381,7 @@ mod tests {
     use openraft::impls::leader_id_adv::LeaderId;
 
     use super::*;
-    use crate::checkpoint::{CHUNK_BYTES, split};
-    use crate::processors::Checkpoint;
+    use crate::checkpoint::split;
     use crate::types::AppendRequest;
 
     #[test]

@@ -17,6 +17,7 @@ mod synthetic;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+pub use crate::checkpoint::Checkpoint;
 use eddy_core::{PartitionId, StoredEvent};
 pub use latest::Latest;
 pub use runner::{ProcessorRunner, ProcessorStatus};
@@ -103,15 +104,6 @@ pub fn processors(
     ];
     all.extend(extra.iter().map(|f| f.create(partition)));
     all
-}
-
-/// Every processor's state at an offset, as the partition's Raft log
-/// carries it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Checkpoint {
-    /// Events before this offset are folded in.
-    pub offset: u64,
-    pub states: BTreeMap<String, Vec<u8>>,
 }
 
 /// Encodes a processor state; the encoding of equal values is equal.

@@ -40,7 +40,7 @@ pub(super) async fn restore_latest(ctx: &RunnerContext, processors: &Arc<Mutex<V
     let (partition, config, extra) = (ctx.partition, ctx.config.clone(), ctx.extra.clone());
     let restoring = processors.clone();
     let restored = tokio::task::spawn_blocking(move || {
-        let checkpoint = crate::checkpoint::read(&log, &reference).map_err(|e| e.to_string())?;
+        let checkpoint = crate::sm::read_checkpoint(&log, &reference).map_err(|e| e.to_string())?;
         let Ok(mut slot) = restoring.lock() else { return Err("processors unavailable".to_owned()) };
         if let Err(err) = restore(&mut slot, &checkpoint) {
             *slot = super::processors(partition, &config, &extra);
@@ -94,7 +94,7 @@ pub(super) async fn restart_processor(
             .nth(index)
             .ok_or_else(|| format!("no processor at {index}"))?;
         let mut next = log.start_offset();
-        let restored = reference.and_then(|r| crate::checkpoint::read(&log, &r).ok()).filter(|c| c.offset <= offset);
+        let restored = reference.and_then(|r| crate::sm::read_checkpoint(&log, &r).ok()).filter(|c| c.offset <= offset);
         if let Some(checkpoint) = restored
             && let Some(state) = checkpoint.states.get(&named)
             && caught(|| fresh.restore(state)).is_ok_and(|r| r.is_ok())
